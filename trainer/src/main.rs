@@ -1,1 +1,52 @@
-fn main() {}
+//! `cxr-train`: data preparation, training, evaluation, scoring and bundling for
+//! cxr-edge models. Each subcommand lives in its own module with an `Args` struct
+//! and a `run` function; domain code lives in the root `cxr_edge` library.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd_baseline;
+mod cmd_data;
+mod cmd_labeller;
+mod cmd_score;
+
+#[derive(Parser)]
+#[command(name = "cxr-train", version, about = "Train, evaluate and bundle cxr-edge models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect a report collection.
+    #[command(subcommand)]
+    Data(cmd_data::DataCommand),
+    /// Evaluate the findings labeller.
+    #[command(subcommand)]
+    Labeller(cmd_labeller::LabellerCommand),
+    /// Score candidate texts against references (BLEU, ROUGE-L, CIDEr-D, clinical F1).
+    Score(cmd_score::Args),
+    /// Score the retrieval baselines on a validation split.
+    Baseline(cmd_baseline::Args),
+}
+
+fn run() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Data(c) => cmd_data::run(c),
+        Command::Labeller(c) => cmd_labeller::run(c),
+        Command::Score(a) => cmd_score::run(a),
+        Command::Baseline(a) => cmd_baseline::run(a),
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! One integration-test binary; each topic is a module.
+
+mod util;

@@ -19,3 +19,5 @@ pub use observation::Observation;
 pub use report::Report;
 pub mod labeller;
 pub mod text;
+pub mod input;
+pub mod runtime;

@@ -1,0 +1,131 @@
+//! `cxr-train train`: one documented command from the data folders to a run with
+//! checkpoints, metrics and plots.
+
+use std::path::PathBuf;
+
+use cxr_edge::model_config::DecoderKind;
+use cxr_edge::preprocess::PreprocessOptions;
+use cxr_edge::text::Preset;
+use cxr_edge::ModelConfig;
+
+use crate::augment::Augment;
+use crate::data::DataOptions;
+use crate::train::{self, TrainConfig};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// NIH ChestX-ray14 folder (labels.csv + images/). Omit to train on true IU
+    /// pairs (NLMCXR_png/ beside the reports).
+    #[arg(long, default_value = "../shared/data/nih-cxr14")]
+    pub nih: Option<PathBuf>,
+    /// IU reports: ecgen-radiology/ folder, its .tgz, or indiana_reports.csv.
+    #[arg(long, default_value = "../shared/data/iu-xray/ecgen-radiology")]
+    pub reports: PathBuf,
+    /// Run folder (config, checkpoints, metrics.json, plots).
+    #[arg(long, default_value = "runs/default")]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value_t = Decoder::Attention)]
+    pub decoder: Decoder,
+    /// Square input size in pixels.
+    #[arg(long, default_value_t = 224)]
+    pub size: usize,
+    /// Encoder channels per stage, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64,96,128")]
+    pub channels: Vec<usize>,
+    #[arg(long, default_value_t = 128)]
+    pub embed: usize,
+    #[arg(long, default_value_t = 256)]
+    pub hidden: usize,
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0.3)]
+    pub dropout: f64,
+    #[arg(long, default_value_t = 1.0)]
+    pub findings_weight: f64,
+    #[arg(long, default_value_t = 5)]
+    pub patience: usize,
+    #[arg(long, default_value_t = 3)]
+    pub min_count: usize,
+    #[arg(long, default_value_t = 15)]
+    pub val_percent: u32,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// libtorch intra-op threads (its default spins on small machines).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Disable training-time augmentation.
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Continue the run in --out from its last checkpoint and schedule.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Decoder {
+    Attention,
+    Merge,
+}
+
+impl Args {
+    pub fn config(&self) -> TrainConfig {
+        TrainConfig {
+            model: ModelConfig {
+                input_size: self.size,
+                channels: self.channels.clone(),
+                decoder: match self.decoder {
+                    Decoder::Attention => DecoderKind::Attention,
+                    Decoder::Merge => DecoderKind::Merge,
+                },
+                embed_dim: self.embed,
+                hidden: self.hidden,
+                attn_dim: 128,
+                vocab_size: 0,
+                max_len: 40,
+            },
+            preprocess: PreprocessOptions {
+                size: self.size,
+                ..Default::default()
+            },
+            data: DataOptions {
+                nih: self.nih.clone(),
+                reports: self.reports.clone(),
+                val_percent: self.val_percent,
+                min_count: self.min_count,
+                preset: Preset::Seed,
+                max_words: 38,
+            },
+            augment: (!self.no_augment).then(Augment::default),
+            epochs: self.epochs,
+            batch: self.batch,
+            lr: self.lr,
+            weight_decay: 0.01,
+            warmup: 0.05,
+            clip_norm: 1.0,
+            dropout: self.dropout,
+            findings_weight: self.findings_weight,
+            patience: self.patience,
+            seed: self.seed,
+            threads: self.threads,
+        }
+    }
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let cfg = a.config();
+    let best = train::train(&cfg, &a.out, a.resume)?;
+    println!(
+        "best epoch {}: mean AUROC {:.3}, clinical micro-F1 {:.3}, BLEU-4 {:.3}, distinct impressions {}",
+        best.epoch,
+        best.val.mean_auroc,
+        best.val.clinical_vs_labels.micro.f1,
+        best.val.text.bleu[3],
+        best.val.text.distinct_candidates
+    );
+    println!("checkpoint: {}", a.out.join("best").display());
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! Validation: generate impressions for held-out images and score them with the
+//! shared metrics, plus AUROC of the findings head.
+
+use anyhow::Result;
+use cxr_edge::labeller::Mention;
+use cxr_edge::metrics::{self, Options, Scores};
+use cxr_edge::text::Vocab;
+use cxr_edge::Observation;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use crate::data::{Dataset, Sample, Target};
+use crate::model::{CxrModel, Mode};
+use crate::pairing::ReportPool;
+
+/// Everything measured on the validation images in one pass.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Validation {
+    /// Text metrics against the paired (findings-matched or true) reports.
+    pub text: Scores,
+    /// Clinical efficacy of the generated text against the images' own labels.
+    pub clinical_vs_labels: metrics::ClinicalScores,
+    /// AUROC of the findings head per observation (`None`: one class only).
+    pub auroc: Vec<(Observation, Option<f64>)>,
+    /// Mean AUROC over the nine findings that have both classes.
+    pub mean_auroc: f64,
+    /// Per-observation findings scores (sigmoid), for threshold selection.
+    #[serde(skip)]
+    pub scores: Vec<[f32; 10]>,
+    /// Generated impressions, in validation order.
+    pub generated: Vec<String>,
+}
+
+/// Area under the ROC curve by the rank-sum formula (ties get half credit).
+pub fn auroc(scores: &[f32], labels: &[bool]) -> Option<f64> {
+    let pos = labels.iter().filter(|&&l| l).count();
+    let neg = labels.len() - pos;
+    if pos == 0 || neg == 0 {
+        return None;
+    }
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let mut rank_sum = 0f64;
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &idx[i..=j] {
+            if labels[k] {
+                rank_sum += avg_rank;
+            }
+        }
+        i = j + 1;
+    }
+    Some((rank_sum - (pos * (pos + 1)) as f64 / 2.0) / (pos * neg) as f64)
+}
+
+/// The report each validation image is scored against: its own report for true
+/// pairs, else a deterministic findings-matched pick from the validation reports.
+pub fn val_references<'a>(
+    samples: &[Sample],
+    reports: &'a [Target],
+    pool: &ReportPool,
+    seed: u64,
+) -> Vec<&'a Target> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    samples
+        .iter()
+        .map(|s| match s.own_report {
+            Some(i) => &reports[i],
+            None => {
+                let (i, _) = pool
+                    .pick(crate::pairing::mask_from_labels(&s.labels), &mut rng)
+                    .expect("non-empty validation pool");
+                &reports[i]
+            }
+        })
+        .collect()
+}
+
+/// Encode and greedily decode `images` (`[N, 1, S, S]`) in batches.
+pub fn generate(
+    model: &CxrModel,
+    vocab: &Vocab,
+    images: &Tensor,
+    batch: i64,
+) -> (Vec<String>, Vec<[f32; 10]>) {
+    let _guard = tch::no_grad_guard();
+    let n = images.size()[0];
+    let mut texts = Vec::with_capacity(n as usize);
+    let mut scores = Vec::with_capacity(n as usize);
+    let mut start = 0;
+    while start < n {
+        let len = batch.min(n - start);
+        let enc = model.encode(&images.narrow(0, start, len), Mode::Eval);
+        let probs: Vec<f32> = Vec::try_from(
+            enc.findings
+                .sigmoid()
+                .to_kind(Kind::Float)
+                .contiguous()
+                .view([-1]),
+        )
+        .expect("findings scores");
+        for row in probs.chunks(10) {
+            let mut a = [0f32; 10];
+            a.copy_from_slice(row);
+            scores.push(a);
+        }
+        let (tokens, _) = model.greedy(&enc, Vocab::BOS as i64, Vocab::EOS as i64);
+        texts.extend(tokens.iter().map(|t| vocab.decode(t)));
+        start += len;
+    }
+    (texts, scores)
+}
+
+/// Run the full validation.
+pub fn validate(
+    model: &CxrModel,
+    data: &Dataset,
+    images: &Tensor,
+    batch: i64,
+) -> Result<Validation> {
+    let (generated, scores) = generate(model, &data.vocab, images, batch);
+    let refs = val_references(&data.val, &data.val_reports, &data.val_pool, 7);
+    let ref_texts: Vec<String> = refs.iter().map(|t| t.text.clone()).collect();
+    let opts = Options::default();
+    let text = metrics::evaluate_with(&generated, &ref_texts, &opts)?;
+    let given: Vec<metrics::FindingMentions> = data
+        .val
+        .iter()
+        .map(|s| {
+            let mut m = [Mention::Negative; 9];
+            for (i, o) in Observation::FINDINGS.iter().enumerate() {
+                if s.labels[o.index()] {
+                    m[i] = Mention::Positive;
+                }
+            }
+            m.into()
+        })
+        .collect();
+    let clinical_vs_labels =
+        metrics::evaluate_with_labels(&generated, &ref_texts, &given, &opts)?.clinical;
+    let auroc: Vec<(Observation, Option<f64>)> = Observation::ALL
+        .iter()
+        .map(|&o| {
+            let s: Vec<f32> = scores.iter().map(|r| r[o.index()]).collect();
+            let l: Vec<bool> = data.val.iter().map(|x| x.labels[o.index()]).collect();
+            (o, auroc(&s, &l))
+        })
+        .collect();
+    let finite: Vec<f64> = auroc
+        .iter()
+        .filter(|(o, _)| *o != Observation::NoFinding)
+        .filter_map(|(_, a)| *a)
+        .collect();
+    let mean_auroc = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
+    Ok(Validation {
+        text,
+        clinical_vs_labels,
+        auroc,
+        mean_auroc,
+        scores,
+        generated,
+    })
+}
+
+/// Per-observation threshold maximising F1 on validation scores (0.5 when an
+/// observation has no positives).
+pub fn choose_thresholds(scores: &[[f32; 10]], samples: &[Sample]) -> [f32; 10] {
+    let mut out = [0.5f32; 10];
+    for o in Observation::ALL {
+        let i = o.index();
+        let pos = samples.iter().filter(|s| s.labels[i]).count();
+        if pos == 0 {
+            continue;
+        }
+        let mut best = (0f64, 0.5f32);
+        for step in 1..100 {
+            let t = step as f32 / 100.0;
+            let (mut tp, mut fp) = (0usize, 0usize);
+            for (s, x) in scores.iter().zip(samples) {
+                if s[i] >= t {
+                    if x.labels[i] {
+                        tp += 1;
+                    } else {
+                        fp += 1;
+                    }
+                }
+            }
+            let f1 = 2.0 * tp as f64 / (2 * tp + fp + (pos - tp)) as f64;
+            if f1 > best.0 {
+                best = (f1, t);
+            }
+        }
+        out[i] = best.1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auroc_matches_hand_computed_values() {
+        assert_eq!(auroc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]), Some(0.75));
+        assert_eq!(auroc(&[0.1, 0.2], &[false, true]), Some(1.0));
+        assert_eq!(auroc(&[0.5, 0.5], &[false, true]), Some(0.5));
+        assert_eq!(auroc(&[0.5, 0.7], &[true, true]), None);
+    }
+}

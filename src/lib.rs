@@ -21,3 +21,4 @@ pub mod labeller;
 pub mod text;
 pub mod input;
 pub mod runtime;
+pub mod corpus;

@@ -1,3 +1,4 @@
 //! One integration-test binary; each topic is a module.
 
 mod util;
+mod corpus;

@@ -51,7 +51,7 @@ pub struct Args {
     #[arg(long, default_value_t = 3)]
     pub min_count: usize,
     #[arg(long, default_value_t = 15)]
-    pub val_percent: u32,
+    pub val_percent: u8,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// libtorch intra-op threads (its default spins on small machines).
@@ -128,4 +128,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     );
     println!("checkpoint: {}", a.out.join("best").display());
     Ok(())
+}
+
+/// The default configuration, as `cxr-train train` with no flags would build it.
+#[cfg(test)]
+pub fn tests_config() -> TrainConfig {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct P {
+        #[command(flatten)]
+        a: Args,
+    }
+    P::parse_from(["cxr-train"]).a.config()
 }

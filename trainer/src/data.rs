@@ -64,7 +64,7 @@ pub struct Dataset {
 pub struct DataOptions {
     pub nih: Option<PathBuf>,
     pub reports: PathBuf,
-    pub val_percent: u32,
+    pub val_percent: u8,
     pub min_count: usize,
     pub preset: Preset,
     /// Cap on words per target (longer impressions are cut).

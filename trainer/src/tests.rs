@@ -1,0 +1,131 @@
+//! Fast CPU tests of the model and the training machinery (one thread).
+
+use std::path::PathBuf;
+
+use cxr_edge::preprocess::PreprocessOptions;
+use cxr_edge::text::Vocab;
+use cxr_edge::{DecoderKind, ModelConfig};
+use tch::nn::{self, OptimizerConfig};
+use tch::{Device, Tensor};
+
+use crate::data::{self, Sample};
+use crate::model::{CxrModel, Mode};
+
+fn fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/nih")
+}
+
+fn tiny_config(decoder: DecoderKind, vocab: usize) -> ModelConfig {
+    ModelConfig {
+        input_size: 32,
+        channels: vec![8, 16],
+        decoder,
+        embed_dim: 16,
+        hidden: 48,
+        attn_dim: 16,
+        vocab_size: vocab,
+        max_len: 12,
+    }
+}
+
+const REPORTS: [&str; 4] = [
+    "no acute cardiopulmonary abnormality",
+    "cardiomegaly with small bilateral pleural effusions",
+    "right lower lobe pneumonia",
+    "no active disease",
+];
+
+fn fixture_images(n: usize, size: usize) -> (Vec<Sample>, Tensor) {
+    let samples: Vec<Sample> = data::read_nih(&fixture_dir()).unwrap().into_iter().take(n).collect();
+    let opts = PreprocessOptions {
+        size,
+        ..Default::default()
+    };
+    let t = data::image_tensor(&samples, &opts, None).unwrap();
+    (samples, t)
+}
+
+fn overfit(decoder: DecoderKind) {
+    tch::set_num_threads(1);
+    tch::manual_seed(0);
+    let vocab = Vocab::build(REPORTS.iter().copied(), 1);
+    let cfg = tiny_config(decoder, vocab.len());
+    let (_, images) = fixture_images(4, cfg.input_size);
+    let seqs: Vec<Vec<u32>> = REPORTS.iter().map(|r| vocab.encode(r)).collect();
+    let refs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
+    let tokens = data::batch_tokens(&refs, Vocab::BOS, Vocab::EOS);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = CxrModel::new(&vs.root(), &cfg, 0.0);
+    let mut opt = nn::Adam::default().build(&vs, 1e-2).unwrap();
+    let first = model
+        .text_loss(&model.encode(&images, Mode::Train), &tokens, Mode::Train)
+        .double_value(&[]);
+    let mut last = first;
+    for _ in 0..250 {
+        let loss = model.text_loss(&model.encode(&images, Mode::Train), &tokens, Mode::Train);
+        opt.backward_step(&loss);
+        last = loss.double_value(&[]);
+    }
+    assert!(last < first / 20.0, "loss {first} -> {last}: did not fall 20x");
+    // BatchNorm running statistics have converged on these four images, so eval
+    // mode reproduces the training reports.
+    let _g = tch::no_grad_guard();
+    let enc = model.encode(&images, Mode::Eval);
+    let (out, attn) = model.greedy(&enc, Vocab::BOS as i64, Vocab::EOS as i64);
+    let texts: Vec<String> = out.iter().map(|t| vocab.decode(t)).collect();
+    assert_eq!(texts, REPORTS.map(String::from).to_vec());
+    assert_eq!(attn.size(), vec![4, cfg.grid_cells() as i64]);
+}
+
+#[test]
+fn attention_model_overfits_a_handful_of_pairs() {
+    overfit(DecoderKind::Attention);
+}
+
+#[test]
+fn merge_model_overfits_a_handful_of_pairs() {
+    overfit(DecoderKind::Merge);
+}
+
+#[test]
+fn checkpoint_round_trip_is_bit_identical() {
+    tch::set_num_threads(1);
+    tch::manual_seed(1);
+    let vocab = Vocab::build(REPORTS.iter().copied(), 1);
+    let cfg = tiny_config(DecoderKind::Attention, vocab.len());
+    let (_, images) = fixture_images(2, cfg.input_size);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = CxrModel::new(&vs.root(), &cfg, 0.1);
+    let dir = tempfile::tempdir().unwrap();
+    crate::train::save_checkpoint(&vs, &cfg, &vocab, dir.path()).unwrap();
+
+    let mut vs2 = nn::VarStore::new(Device::Cpu);
+    let loaded_cfg: ModelConfig =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(loaded_cfg, cfg);
+    let model2 = CxrModel::new(&vs2.root(), &loaded_cfg, 0.1);
+    vs2.load(dir.path().join("model.safetensors")).unwrap();
+    let _g = tch::no_grad_guard();
+    let a = model.encode(&images, Mode::Eval);
+    let b = model2.encode(&images, Mode::Eval);
+    assert!(a.findings.equal(&b.findings));
+    assert!(a.grid.equal(&b.grid));
+    let tok = Tensor::from_slice(&[Vocab::BOS as i64, Vocab::BOS as i64]);
+    let sa = model.step(&tok, &a.h0, &a, Mode::Eval);
+    let sb = model2.step(&tok, &b.h0, &b, Mode::Eval);
+    assert!(sa.logits.equal(&sb.logits));
+    let v2 = Vocab::load(&dir.path().join("vocab.json")).unwrap();
+    assert_eq!(v2.hash(), vocab.hash());
+}
+
+#[test]
+fn schedule_warms_up_then_decays() {
+    let cfg = crate::cmd_train::tests_config();
+    let total = 1000;
+    let lrs: Vec<f64> = (0..total).map(|s| crate::train::lr_at(&cfg, s, total)).collect();
+    let peak = lrs.iter().cloned().fold(0.0, f64::max);
+    assert!((peak - cfg.lr).abs() < 1e-12);
+    assert!(lrs[0] < lrs[10]);
+    assert!(lrs[total - 1] < 0.1 * cfg.lr);
+    assert!(lrs.windows(2).skip(60).all(|w| w[1] <= w[0] + 1e-15));
+}

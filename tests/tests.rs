@@ -2,3 +2,4 @@
 
 mod util;
 mod corpus;
+mod text;

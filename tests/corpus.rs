@@ -242,3 +242,44 @@ fn split_is_stable_by_study_and_round_trips() {
     assert!(train.iter().all(|s| !written.val.contains(&s.uid)));
     assert!(corpus::read_split(Path::new("/nonexistent/split.json")).is_err());
 }
+
+#[test]
+fn stats_are_identical_for_folder_tgz_and_csv() {
+    let folder = corpus::CorpusStats::of(&load("iu/ecgen-radiology"), 5);
+    let tgz = corpus::CorpusStats::of(&load("iu/NLMCXR_reports.tgz"), 5);
+    let csv = corpus::CorpusStats::of(&load("iu/kaggle"), 5);
+    let body = |s: &corpus::CorpusStats| s.render().lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&folder), body(&tgz));
+    assert_eq!(body(&folder), body(&csv));
+    assert_eq!(folder.per_image, tgz.per_image);
+}
+
+#[test]
+fn stats_count_per_report_and_per_image() {
+    let c = load("iu/ecgen-radiology");
+    let s = corpus::CorpusStats::of(&c, 3);
+    assert_eq!(s.studies, 35);
+    assert_eq!(s.images, 66);
+    assert_eq!(s.per_report.total, 35);
+    assert_eq!(s.per_image.total, 66);
+    let no_findings: Vec<&Study> = c.studies.iter().filter(|s| s.findings.is_none()).collect();
+    assert_eq!(s.per_report.no_findings, no_findings.len());
+    assert_eq!(
+        s.per_image.no_findings,
+        no_findings.iter().map(|s| s.images.len()).sum::<usize>()
+    );
+    let g = s.per_image;
+    assert_eq!(
+        g.findings_or_impression_missing,
+        g.no_findings + g.no_impression - g.no_findings_nor_impression
+    );
+    let imgs: usize = s.images_per_study.iter().map(|(k, n)| k * n).sum();
+    assert_eq!(imgs, 66);
+    // Six fixture reports (1009, 1018, 1032, 1036, 1820, 5) say exactly this.
+    assert_eq!(
+        s.top_impressions[0],
+        ("No acute cardiopulmonary abnormality.".to_string(), 6)
+    );
+    assert!(s.vocab.raw > s.vocab.seed, "{:?}", s.vocab);
+    assert!(s.report_tokens.max >= s.findings_tokens.max);
+}

@@ -18,6 +18,7 @@
 
 mod kaggle;
 mod split;
+mod stats;
 mod xml;
 
 use std::collections::{HashMap, HashSet};
@@ -28,6 +29,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use split::{read_split, split_of, write_split, Split, SplitFile};
+pub use stats::{report_text, CorpusStats, SectionGaps, VocabSizes};
 
 /// One report with its images.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,3 +22,5 @@ pub mod text;
 pub mod input;
 pub mod runtime;
 pub mod corpus;
+pub mod output;
+pub mod store;

@@ -1,0 +1,60 @@
+//! Plain-files mode: reports written next to each other in a user's directory
+//! (`report --out DIR`, the watched folder's output), each file atomically.
+//!
+//! There is no inbox here: the input already is a file the user keeps. Files are
+//! named `<stem>.<output name>` (`chest.report.json`, `chest.fhir.json`, …), and
+//! each one is either absent or complete; the JSON report is written last so its
+//! presence means the set is complete.
+
+use std::path::{Path, PathBuf};
+
+use super::{fsutil, key, StoreError, REPORT_JSON};
+use crate::output::Output;
+use crate::Report;
+
+/// A directory receiving reports as plain files.
+#[derive(Debug, Clone)]
+pub struct OutDir {
+    dir: PathBuf,
+}
+
+impl OutDir {
+    /// Create `dir` if needed and remove temporaries left by an interrupted run.
+    pub fn open(dir: impl AsRef<Path>) -> Result<OutDir, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        fsutil::ensure_dir(&dir)?;
+        fsutil::remove_leftovers(&dir)?;
+        Ok(OutDir { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Path the JSON report of `stem` is (or would be) written to.
+    pub fn report_path(&self, stem: &str) -> PathBuf {
+        self.dir.join(format!("{stem}.{REPORT_JSON}"))
+    }
+
+    /// Write `outputs` then `<stem>.report.json`; returns the paths written, the
+    /// JSON report last. `stem` is usually the input's file stem; it must be a
+    /// plain file name.
+    pub fn write(&self, stem: &str, report: &Report, outputs: &[Output]) -> Result<Vec<PathBuf>, StoreError> {
+        key::check_output_name(stem)?;
+        let json = crate::output::json::to_json(report).map_err(|source| StoreError::Render {
+            key: stem.to_string(),
+            source,
+        })?;
+        let mut written = Vec::with_capacity(outputs.len() + 1);
+        for o in outputs {
+            key::check_output_name(&o.name)?;
+            let path = self.dir.join(format!("{stem}.{}", o.name));
+            fsutil::write_atomic(&path, &o.bytes)?;
+            written.push(path);
+        }
+        let path = self.report_path(stem);
+        fsutil::write_atomic(&path, &json)?;
+        written.push(path);
+        Ok(written)
+    }
+}

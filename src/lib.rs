@@ -24,3 +24,4 @@ pub mod runtime;
 pub mod corpus;
 pub mod output;
 pub mod store;
+pub mod scp;

@@ -1,0 +1,171 @@
+//! DICOM Part 10 decoding with dicom-rs. Two passes: the header (everything before
+//! Pixel Data) is parsed and checked first, so a claimed 60000×60000 image or a
+//! transfer syntax we cannot decode is refused before the pixels are read; then the
+//! full object is parsed and frame 0 decoded with dicom-pixeldata's default
+//! conversion (modality LUT → VOI LUT or window or min-max → MONOCHROME1 inversion).
+
+use dicom_dictionary_std::tags;
+use dicom_object::file::ReadPreamble;
+use dicom_object::{DefaultDicomObject, OpenFileOptions, Tag};
+use dicom_pixeldata::{ConvertOptions, PixelDecoder};
+use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
+
+use super::error::{InputError, Refusal};
+use super::validate::ValidateOptions;
+use super::Radiograph;
+use crate::report::StudyInfo;
+
+/// 12-bit lossy JPEG (Extended, processes 2 & 4).
+pub const JPEG_EXTENDED_12BIT: &str = "1.2.840.10008.1.2.4.51";
+
+/// Whether `bytes` look like a DICOM Part 10 file (preamble + `DICM`).
+pub fn is_dicom(bytes: &[u8]) -> bool {
+    bytes.len() >= 132 && &bytes[128..132] == b"DICM"
+}
+
+/// Whether dicom-rs, as built here, can decode pixel data in transfer syntax `uid`.
+/// JPEG-LS needs dicom-rs's C++ `charls` feature, which this build leaves off, and
+/// 12-bit lossy JPEG is beyond its pure-Rust JPEG decoder.
+pub fn can_decode(uid: &str) -> bool {
+    let uid = uid.trim_end_matches(['\0', ' ']);
+    uid != JPEG_EXTENDED_12BIT
+        && TransferSyntaxRegistry
+            .get(uid)
+            .is_some_and(|ts| !ts.is_unsupported_pixel_encapsulation())
+}
+
+fn parse(bytes: &[u8], input: &str, header_only: bool) -> Result<DefaultDicomObject, InputError> {
+    let mut options = OpenFileOptions::new().read_preamble(ReadPreamble::Always);
+    if header_only {
+        options = options.read_until(tags::PIXEL_DATA);
+    }
+    options.from_reader(bytes).map_err(|e| InputError::Corrupt {
+        input: input.to_string(),
+        format: "DICOM",
+        reason: error_chain(&e),
+    })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// A trimmed, non-empty string attribute.
+pub(crate) fn text(obj: &DefaultDicomObject, tag: Tag) -> Option<String> {
+    let e = obj.element_opt(tag).ok().flatten()?;
+    let s = e.to_str().ok()?;
+    let s = s.trim_matches(['\0', ' ']).trim();
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+fn uint(obj: &DefaultDicomObject, tag: Tag) -> Option<u64> {
+    obj.element_opt(tag).ok().flatten()?.to_int::<u64>().ok()
+}
+
+/// Identity of the instance, for the report and for idempotence.
+pub fn study_info(obj: &DefaultDicomObject, source: &str) -> StudyInfo {
+    let sop_instance_uid = text(obj, tags::SOP_INSTANCE_UID);
+    StudyInfo {
+        instance_key: sop_instance_uid.clone().unwrap_or_default(),
+        study_instance_uid: text(obj, tags::STUDY_INSTANCE_UID),
+        series_instance_uid: text(obj, tags::SERIES_INSTANCE_UID),
+        sop_instance_uid,
+        sop_class_uid: text(obj, tags::SOP_CLASS_UID),
+        patient_id: text(obj, tags::PATIENT_ID),
+        patient_name: text(obj, tags::PATIENT_NAME),
+        accession_number: text(obj, tags::ACCESSION_NUMBER),
+        modality: text(obj, tags::MODALITY),
+        view_position: text(obj, tags::VIEW_POSITION),
+        study_date: text(obj, tags::STUDY_DATE),
+        source: source.to_string(),
+    }
+}
+
+/// The SOP Instance UID of a DICOM file, reading the header only.
+pub fn sop_instance_uid(bytes: &[u8]) -> Option<String> {
+    let header = parse(bytes, "", true).ok()?;
+    text(&header, tags::SOP_INSTANCE_UID)
+}
+
+/// Decode a DICOM Part 10 file into a radiograph (see the module doc for the order).
+pub fn decode(bytes: &[u8], input: &str, opts: &ValidateOptions) -> Result<Radiograph, InputError> {
+    let header = parse(bytes, input, true)?;
+    let ts = header.meta().transfer_syntax().trim_end_matches(['\0', ' ']);
+    if !can_decode(ts) {
+        let (name, reason) = match TransferSyntaxRegistry.get(ts) {
+            _ if ts == JPEG_EXTENDED_12BIT => (
+                "JPEG Extended (12-bit lossy)",
+                "the pure-Rust JPEG decoder reads 8-bit DCT only; send it uncompressed or lossless",
+            ),
+            Some(t) => (t.name(), "no pixel decoder for it in this build"),
+            None => ("unknown", "not a registered transfer syntax"),
+        };
+        return Err(InputError::UnsupportedTransferSyntax {
+            input: input.to_string(),
+            uid: ts.to_string(),
+            name: name.to_string(),
+            reason,
+        });
+    }
+    if let (Some(rows), Some(cols)) = (uint(&header, tags::ROWS), uint(&header, tags::COLUMNS)) {
+        opts.check_dimensions(input, cols, rows)?;
+    }
+    opts.check_header(
+        input,
+        text(&header, tags::MODALITY).as_deref(),
+        text(&header, tags::BODY_PART_EXAMINED).as_deref(),
+        text(&header, tags::VIEW_POSITION).as_deref(),
+    )?;
+    let photometric = text(&header, tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default();
+    let samples = uint(&header, tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+    let grey = samples == 1 && photometric.starts_with("MONOCHROME");
+    if !grey {
+        opts.refuse(
+            input,
+            Refusal::NotGreyscale(format!("{photometric}, {samples} samples per pixel")),
+        )?;
+    }
+    drop(header);
+
+    let obj = parse(bytes, input, false)?;
+    if obj.element_opt(tags::PIXEL_DATA).ok().flatten().is_none() {
+        return Err(InputError::NoPixelData {
+            input: input.to_string(),
+        });
+    }
+    let (rows, cols) = match (uint(&obj, tags::ROWS), uint(&obj, tags::COLUMNS)) {
+        (Some(r), Some(c)) => (r, c),
+        _ => {
+            return Err(InputError::Corrupt {
+                input: input.to_string(),
+                format: "DICOM",
+                reason: "Pixel Data without Rows and Columns".into(),
+            })
+        }
+    };
+    opts.check_dimensions(input, cols, rows)?;
+    let corrupt = |what: &str, e: &dyn std::error::Error| InputError::Corrupt {
+        input: input.to_string(),
+        format: "DICOM",
+        reason: format!("{what}: {}", error_chain(e)),
+    };
+    let decoded = obj
+        .decode_pixel_data_frame(0)
+        .map_err(|e| corrupt("cannot decode pixel data", &e))?;
+    let image = decoded
+        .to_dynamic_image_with_options(0, &ConvertOptions::new().force_16bit())
+        .map_err(|e| corrupt("cannot convert pixel data", &e))?
+        .to_luma16();
+    opts.check_min_size(input, image.width(), image.height())?;
+    Ok(Radiograph {
+        image,
+        info: study_info(&obj, input),
+    })
+}

@@ -1,0 +1,116 @@
+//! Why an input was not turned into a radiograph. Every variant names the input (a
+//! file path, or `dicom://<AE>/<SOP Instance UID>`), so a log line or a refusal
+//! shown on the screen says which study and what is wrong with it.
+
+use thiserror::Error;
+
+/// A reason a film is not a valid chest radiograph for this model. Each has a
+/// stable [`code`](Refusal::code), like CAD4TB's "not a valid chest film" codes,
+/// for the report and the logs; [`crate::input::ValidateOptions::force`] overrides them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// DICOM Modality is not CR or DX (e.g. CT, MR, US).
+    WrongModality(String),
+    /// Body Part Examined names something other than the chest.
+    WrongBodyPart(String),
+    /// View Position is lateral (LL, RL, LATERAL): the model reads frontal films.
+    LateralView(String),
+    /// Smaller than the minimum side length, so the film cannot be read.
+    TooSmall { width: u32, height: u32, min_side: u32 },
+    /// Colour image (samples differ between channels) or a colour photometric
+    /// interpretation.
+    NotGreyscale(String),
+}
+
+impl Refusal {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::WrongModality(_) => "wrong-modality",
+            Refusal::WrongBodyPart(_) => "wrong-body-part",
+            Refusal::LateralView(_) => "lateral-view",
+            Refusal::TooSmall { .. } => "too-small",
+            Refusal::NotGreyscale(_) => "not-greyscale",
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::WrongModality(m) => write!(f, "modality {m:?} is not CR or DX"),
+            Refusal::WrongBodyPart(b) => write!(f, "body part {b:?} is not the chest"),
+            Refusal::LateralView(v) => {
+                write!(f, "view position {v:?} is lateral; only frontal films are read")
+            }
+            Refusal::TooSmall {
+                width,
+                height,
+                min_side,
+            } => write!(
+                f,
+                "{width}×{height} pixels is smaller than {min_side} on a side"
+            ),
+            Refusal::NotGreyscale(what) => write!(f, "not a greyscale image ({what})"),
+        }
+    }
+}
+
+/// Everything that can go wrong turning bytes into a [`super::Radiograph`].
+#[derive(Debug, Error)]
+pub enum InputError {
+    #[error("{input}: cannot read: {source}")]
+    Io {
+        input: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{input}: empty file (0 bytes)")]
+    Empty { input: String },
+    #[error("{input}: unknown format (not PNG, JPEG or DICOM Part 10)")]
+    UnknownFormat { input: String },
+    #[error(
+        "{input}: header claims {width}×{height} pixels, over the limit of \
+         {max_side} per side and {max_pixels} in all; refused before decoding"
+    )]
+    TooLarge {
+        input: String,
+        width: u64,
+        height: u64,
+        max_side: u32,
+        max_pixels: u64,
+    },
+    #[error("{input}: corrupt or truncated {format}: {reason}")]
+    Corrupt {
+        input: String,
+        format: &'static str,
+        reason: String,
+    },
+    #[error("{input}: DICOM object has no Pixel Data (7FE0,0010)")]
+    NoPixelData { input: String },
+    #[error("{input}: DICOM transfer syntax {uid} ({name}) is not supported: {reason}")]
+    UnsupportedTransferSyntax {
+        input: String,
+        uid: String,
+        name: String,
+        reason: &'static str,
+    },
+    #[error("{input}: not a valid chest film: {refusal}")]
+    NotChestFilm { input: String, refusal: Refusal },
+}
+
+impl InputError {
+    /// Stable machine-readable code of the error kind.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InputError::Io { .. } => "io",
+            InputError::Empty { .. } => "empty",
+            InputError::UnknownFormat { .. } => "unknown-format",
+            InputError::TooLarge { .. } => "too-large",
+            InputError::Corrupt { .. } => "corrupt",
+            InputError::NoPixelData { .. } => "no-pixel-data",
+            InputError::UnsupportedTransferSyntax { .. } => "unsupported-transfer-syntax",
+            InputError::NotChestFilm { refusal, .. } => refusal.code(),
+        }
+    }
+}

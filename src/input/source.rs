@@ -1,0 +1,162 @@
+//! Where inputs come from before they are decoded: a watched folder, memory (tests,
+//! the `report` command), and the DICOM receiver (which hands its instances to the
+//! store directly, see `crate::scp`). A source yields raw bytes; decoding happens
+//! after the bytes are kept durably, so a crash never loses an input.
+
+use std::collections::{HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::error::InputError;
+
+/// One input as received, not yet decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// Names the input in errors and reports: a path, or `memory:<name>`.
+    pub origin: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A supplier of inputs. One required method; [`done`](Source::done) lets a source
+/// drop an input only once the caller has kept it durably.
+pub trait Source {
+    /// The next input that is ready now, or `None` when there is none yet.
+    fn poll(&mut self) -> Result<Option<Received>, InputError>;
+
+    /// The caller has kept `item` durably; the source may forget it.
+    fn done(&mut self, _item: &Received) -> Result<(), InputError> {
+        Ok(())
+    }
+
+    /// Every input ready now; errors are returned alongside, not fatal.
+    fn drain(&mut self) -> Vec<Result<Received, InputError>> {
+        let mut out = Vec::new();
+        loop {
+            match self.poll() {
+                Ok(Some(r)) => out.push(Ok(r)),
+                Ok(None) => return out,
+                Err(e) => out.push(Err(e)),
+            }
+        }
+    }
+}
+
+/// Inputs held in memory, in order.
+#[derive(Debug, Default)]
+pub struct MemorySource {
+    queue: VecDeque<Received>,
+}
+
+impl MemorySource {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, name: &str, bytes: Vec<u8>) {
+        self.queue.push_back(Received {
+            origin: format!("memory:{name}"),
+            bytes,
+        });
+    }
+}
+
+impl Source for MemorySource {
+    fn poll(&mut self) -> Result<Option<Received>, InputError> {
+        Ok(self.queue.pop_front())
+    }
+}
+
+/// A folder that a modality or a person drops files into. Files whose names start
+/// with `.` or end in `.part`/`.tmp` are being written and are skipped, as are
+/// files modified within the last `settle` (a copy still in progress). A file is
+/// deleted by [`done`](Source::done), after the caller has stored it; until then
+/// it is not yielded twice.
+#[derive(Debug)]
+pub struct FolderSource {
+    dir: PathBuf,
+    settle: Duration,
+    handed_out: HashSet<PathBuf>,
+    ready: VecDeque<PathBuf>,
+}
+
+impl FolderSource {
+    pub fn new(dir: impl Into<PathBuf>, settle: Duration) -> Self {
+        FolderSource {
+            dir: dir.into(),
+            settle,
+            handed_out: HashSet::new(),
+            ready: VecDeque::new(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn io(&self, path: &Path, source: std::io::Error) -> InputError {
+        InputError::Io {
+            input: path.display().to_string(),
+            source,
+        }
+    }
+
+    fn scan(&mut self) -> Result<(), InputError> {
+        let now = SystemTime::now();
+        let mut found = Vec::new();
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| self.io(&self.dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io(&self.dir, e))?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || name.ends_with(".part") || name.ends_with(".tmp") {
+                continue;
+            }
+            if self.handed_out.contains(&path) {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or(Duration::MAX);
+            if age >= self.settle {
+                found.push(path);
+            }
+        }
+        found.sort();
+        self.ready.extend(found);
+        Ok(())
+    }
+}
+
+impl Source for FolderSource {
+    fn poll(&mut self) -> Result<Option<Received>, InputError> {
+        if self.ready.is_empty() {
+            self.scan()?;
+        }
+        let Some(path) = self.ready.pop_front() else {
+            return Ok(None);
+        };
+        self.handed_out.insert(path.clone());
+        let bytes = std::fs::read(&path).map_err(|e| self.io(&path, e))?;
+        Ok(Some(Received {
+            origin: path.display().to_string(),
+            bytes,
+        }))
+    }
+
+    fn done(&mut self, item: &Received) -> Result<(), InputError> {
+        let path = PathBuf::from(&item.origin);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(self.io(&path, e)),
+        }
+        self.handed_out.remove(&path);
+        Ok(())
+    }
+}

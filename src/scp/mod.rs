@@ -1,0 +1,259 @@
+//! The DICOM receiver: a C-STORE and C-ECHO service class provider on `dicom-ul`,
+//! one thread per association. An instance is handed to an [`InstanceStore`],
+//! which must keep it durably before the C-STORE success goes back to the modality;
+//! if it cannot, the modality gets a failure status and keeps its copy.
+//!
+//! Accepted SOP classes: CR, DX (for presentation and for processing), Secondary
+//! Capture, Verification. Transfer syntaxes: those in [`PROPOSED_TRANSFER_SYNTAXES`]
+//! that this build can decode ([`crate::input::dicom::can_decode`]); JPEG-LS is not
+//! among them (dicom-rs decodes it only with its C++ CharLS feature), nor 12-bit
+//! lossy JPEG, so a modality falls back to another syntax it proposed.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+mod association;
+
+pub use association::StoreStatus;
+
+pub const VERIFICATION: &str = "1.2.840.10008.1.1";
+pub const CR_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.1";
+pub const DX_PRESENTATION_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.1.1";
+pub const DX_PROCESSING_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.1.1.1";
+pub const SECONDARY_CAPTURE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.7";
+
+/// Storage SOP classes accepted.
+pub const STORAGE_SOP_CLASSES: [&str; 4] = [
+    CR_IMAGE_STORAGE,
+    DX_PRESENTATION_STORAGE,
+    DX_PROCESSING_STORAGE,
+    SECONDARY_CAPTURE_STORAGE,
+];
+
+/// Transfer syntaxes offered, in our order of preference when a modality proposes
+/// several in one presentation context (dicom-ul takes the proposer's order).
+pub const PROPOSED_TRANSFER_SYNTAXES: [&str; 10] = [
+    "1.2.840.10008.1.2.1",    // Explicit VR Little Endian
+    "1.2.840.10008.1.2",      // Implicit VR Little Endian
+    "1.2.840.10008.1.2.4.70", // JPEG Lossless, first-order prediction
+    "1.2.840.10008.1.2.4.57", // JPEG Lossless
+    "1.2.840.10008.1.2.4.90", // JPEG 2000 lossless
+    "1.2.840.10008.1.2.4.91", // JPEG 2000
+    "1.2.840.10008.1.2.5",    // RLE Lossless
+    "1.2.840.10008.1.2.4.50", // JPEG Baseline (8-bit lossy)
+    "1.2.840.10008.1.2.4.80", // JPEG-LS lossless: only with the charls feature
+    "1.2.840.10008.1.2.4.51", // JPEG Extended 12-bit: never (see input::dicom)
+];
+
+/// The transfer syntaxes the SCP accepts in this build.
+pub fn accepted_transfer_syntaxes() -> Vec<&'static str> {
+    PROPOSED_TRANSFER_SYNTAXES
+        .iter()
+        .copied()
+        .filter(|ts| crate::input::dicom::can_decode(ts))
+        .collect()
+}
+
+/// Receiver settings (part of the `serve` configuration).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScpConfig {
+    /// Our AE title; associations calling another title are rejected.
+    pub ae_title: String,
+    /// Address to listen on; port 0 picks a free port (tests).
+    pub bind: SocketAddr,
+    pub max_pdu_length: u32,
+    /// Drop an association idle for this long, seconds.
+    pub idle_timeout_s: u64,
+}
+
+impl Default for ScpConfig {
+    fn default() -> Self {
+        ScpConfig {
+            ae_title: "CXR-EDGE".into(),
+            bind: SocketAddr::from(([0, 0, 0, 0], 11112)),
+            max_pdu_length: 16_384,
+            idle_timeout_s: 60,
+        }
+    }
+}
+
+/// One received instance, as a DICOM Part 10 file.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub sop_class_uid: String,
+    pub sop_instance_uid: String,
+    pub transfer_syntax: String,
+    pub calling_ae_title: String,
+    /// Preamble, `DICM`, file meta group and the data set exactly as received.
+    pub file: Vec<u8>,
+}
+
+/// What the store did with an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// Newly kept, durably.
+    New,
+    /// Already kept (same SOP Instance UID): acknowledged again, kept once.
+    Duplicate,
+}
+
+/// Why the store could not keep an instance; the modality gets a failure status.
+#[derive(Debug, Error)]
+pub enum KeepError {
+    /// Disk full, unwritable outbox, I/O error: DICOM status A700.
+    #[error("out of resources: {0}")]
+    OutOfResources(String),
+    /// Any other failure to keep it: DICOM status 0110 (processing failure).
+    #[error("cannot keep instance: {0}")]
+    Failed(String),
+}
+
+/// Durable storage for received instances. `keep` returns only once the instance
+/// would survive a power cut (written and fsynced), and is idempotent by SOP
+/// Instance UID.
+pub trait InstanceStore: Send + Sync {
+    fn keep(&self, instance: &Instance) -> Result<Kept, KeepError>;
+}
+
+impl<T: InstanceStore + ?Sized> InstanceStore for Arc<T> {
+    fn keep(&self, instance: &Instance) -> Result<Kept, KeepError> {
+        (**self).keep(instance)
+    }
+}
+
+/// The durable store: an instance is in its inbox, fsynced, before `keep` returns.
+impl InstanceStore for crate::store::Store {
+    fn keep(&self, instance: &Instance) -> Result<Kept, KeepError> {
+        match self.accept(&instance.sop_instance_uid, &instance.file, "dcm") {
+            Ok(crate::store::Accepted::New(_)) => Ok(Kept::New),
+            Ok(crate::store::Accepted::Duplicate(_)) => Ok(Kept::Duplicate),
+            Err(e) if e.is_out_of_space() => Err(KeepError::OutOfResources(e.to_string())),
+            Err(e) => Err(KeepError::Failed(e.to_string())),
+        }
+    }
+}
+
+/// A bound, not yet running, receiver.
+pub struct Scp {
+    listener: TcpListener,
+    config: ScpConfig,
+    store: Arc<dyn InstanceStore>,
+}
+
+/// A running receiver; [`shutdown`](ScpHandle::shutdown) stops accepting and
+/// waits for the accept loop (open associations finish on their own threads).
+pub struct ScpHandle {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Scp {
+    /// Bind the listening socket.
+    pub fn bind(config: ScpConfig, store: Arc<dyn InstanceStore>) -> std::io::Result<Scp> {
+        let listener = TcpListener::bind(config.bind)?;
+        Ok(Scp {
+            listener,
+            config,
+            store,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Accept associations on a background thread.
+    pub fn spawn(self) -> std::io::Result<ScpHandle> {
+        let addr = self.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("scp-accept".into())
+            .spawn(move || self.run(&stop2))?;
+        Ok(ScpHandle {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Accept associations until `stop` is set, one thread each.
+    pub fn run(self, stop: &AtomicBool) {
+        tracing::info!(
+            ae_title = %self.config.ae_title,
+            addr = ?self.listener.local_addr().ok(),
+            transfer_syntaxes = ?accepted_transfer_syntaxes(),
+            "DICOM receiver listening"
+        );
+        for stream in self.listener.incoming() {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let stream = match stream {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            };
+            let config = self.config.clone();
+            let store = self.store.clone();
+            let spawned = std::thread::Builder::new()
+                .name("scp-assoc".into())
+                .spawn(move || serve_stream(stream, &config, &*store));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start association thread");
+            }
+        }
+    }
+}
+
+fn serve_stream(stream: TcpStream, config: &ScpConfig, store: &dyn InstanceStore) {
+    let peer = stream.peer_addr().ok();
+    let timeout = Some(Duration::from_secs(config.idle_timeout_s.max(1)));
+    let _ = stream.set_read_timeout(timeout);
+    let _ = stream.set_write_timeout(timeout);
+    if let Err(e) = association::serve(stream, config, store) {
+        tracing::warn!(peer = ?peer, error = %e, "association ended with an error");
+    }
+}
+
+impl ScpHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stop accepting new associations.
+    pub fn shutdown(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept.
+        let mut wake = self.addr;
+        if wake.ip().is_unspecified() {
+            wake.set_ip([127, 0, 0, 1].into());
+        }
+        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ScpHandle {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.stop_now();
+        }
+    }
+}

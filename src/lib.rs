@@ -25,3 +25,5 @@ pub mod corpus;
 pub mod output;
 pub mod store;
 pub mod scp;
+pub mod export;
+pub mod bundle;

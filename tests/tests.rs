@@ -3,3 +3,4 @@
 mod util;
 mod corpus;
 mod text;
+mod bundle;

@@ -1,5 +1,7 @@
 //! The model seam: everything above this trait is tract-free.
 
+pub mod tract;
+
 use thiserror::Error;
 
 /// What the encoder returns for one image (shapes in [`crate::model_config`]).

@@ -1,0 +1,178 @@
+//! Checkpoint → bundle in one call: export ONNX, compile NNEF, copy the
+//! vocabulary, record parity outputs, hash everything, write the manifest and
+//! re-open the result through the same checks the device runs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use super::{
+    compile, sha256_hex, Artefact, Bundle, BundleError, FileEntry, Manifest, ObservationThreshold,
+    Parity, Precision, VocabEntry, MANIFEST, SCHEMA_VERSION, TRACT_VERSION,
+};
+use crate::export;
+use crate::preprocess::PreprocessOptions;
+use crate::runtime::tract::{TractOptions, TractRuntime};
+
+/// Everything a bundle needs besides the checkpoint and the vocabulary file.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub model_id: String,
+    pub preprocess: PreprocessOptions,
+    pub bos_id: u32,
+    pub eos_id: u32,
+    /// Decision thresholds on the sigmoid score, at most one per observation.
+    pub thresholds: Vec<ObservationThreshold>,
+    pub provenance: serde_json::Value,
+    pub metrics: serde_json::Value,
+    /// A preprocessed image for `parity.json`; `None` uses a fixed synthetic one.
+    pub parity_image: Option<Vec<f32>>,
+    /// Greedy decoder steps recorded in `parity.json`.
+    pub parity_steps: usize,
+}
+
+impl BuildOptions {
+    pub fn new(model_id: impl Into<String>, bos_id: u32, eos_id: u32) -> BuildOptions {
+        BuildOptions {
+            model_id: model_id.into(),
+            preprocess: PreprocessOptions::default(),
+            bos_id,
+            eos_id,
+            thresholds: Vec::new(),
+            provenance: serde_json::Value::Null,
+            metrics: serde_json::Value::Null,
+            parity_image: None,
+            parity_steps: 4,
+        }
+    }
+}
+
+/// A deterministic, smooth test image in the normalised input range.
+pub fn synthetic_image(size: usize) -> Vec<f32> {
+    let s = size as f32;
+    (0..size * size)
+        .map(|i| {
+            let (y, x) = ((i / size) as f32 / s, (i % size) as f32 / s);
+            (6.0 * x).sin() * (4.0 * y).cos() + 0.5 * (x - y)
+        })
+        .collect()
+}
+
+/// Build a bundle in `out_dir` from the checkpoint in `checkpoint_dir`
+/// (`config.json` + `model.safetensors`) and the tokenizer file `vocab`.
+pub fn build(
+    checkpoint_dir: &Path,
+    vocab: &Path,
+    options: &BuildOptions,
+    out_dir: &Path,
+) -> Result<Bundle, BundleError> {
+    let invalid = |message: String| BundleError::Invalid {
+        path: checkpoint_dir.to_owned(),
+        message,
+    };
+    let exported = export::export_checkpoint(checkpoint_dir)?;
+    let config = &exported.config;
+    if options.preprocess.size != config.input_size {
+        return Err(invalid(format!(
+            "preprocess size {} differs from the model input size {}",
+            options.preprocess.size, config.input_size
+        )));
+    }
+    for id in [options.bos_id, options.eos_id] {
+        if id as usize >= config.vocab_size {
+            return Err(invalid(format!(
+                "special token {id} outside the vocabulary of {}",
+                config.vocab_size
+            )));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for t in &options.thresholds {
+        if !(0.0..=1.0).contains(&t.threshold) || !seen.insert(t.observation) {
+            return Err(invalid(format!(
+                "bad or repeated threshold for {}",
+                t.observation.key()
+            )));
+        }
+    }
+
+    std::fs::create_dir_all(out_dir).map_err(BundleError::io(out_dir))?;
+    let (enc_onnx, dec_onnx) = exported.write(out_dir)?;
+    let (enc_nnef, dec_nnef) = (
+        out_dir.join("encoder.nnef.tar"),
+        out_dir.join("decoder.nnef.tar"),
+    );
+    compile(&enc_onnx, &enc_nnef)?;
+    compile(&dec_onnx, &dec_nnef)?;
+    let vocab_bytes = std::fs::read(vocab).map_err(BundleError::io(vocab))?;
+    let vocab_out = out_dir.join("vocab.json");
+    std::fs::write(&vocab_out, &vocab_bytes).map_err(BundleError::io(&vocab_out))?;
+
+    // Expected outputs come from the ONNX graphs, so the NNEF artefacts are
+    // checked against the form they were compiled from.
+    let reference =
+        TractRuntime::from_files(config, &enc_onnx, &dec_onnx, &TractOptions::default())?;
+    let image = match &options.parity_image {
+        Some(image) => image.clone(),
+        None => synthetic_image(config.input_size),
+    };
+    let parity = Parity::generate(&reference, image, options.bos_id, options.parity_steps)
+        .map_err(|e| BundleError::Invalid {
+            path: enc_onnx.clone(),
+            message: format!("parity run failed: {e}"),
+        })?;
+    let parity_path = out_dir.join("parity.json");
+    parity.write(&parity_path)?;
+
+    let names = [
+        "encoder.onnx",
+        "decoder.onnx",
+        "encoder.nnef.tar",
+        "decoder.nnef.tar",
+        "vocab.json",
+        "parity.json",
+    ];
+    let mut files = BTreeMap::new();
+    for name in names {
+        let path = out_dir.join(name);
+        let bytes = std::fs::read(&path).map_err(BundleError::io(&path))?;
+        files.insert(
+            name.to_string(),
+            FileEntry {
+                sha256: sha256_hex(&bytes),
+                bytes: bytes.len() as u64,
+            },
+        );
+    }
+    let manifest = Manifest {
+        schema_version: SCHEMA_VERSION,
+        model_id: options.model_id.clone(),
+        created_by: format!("cxr-edge {}", env!("CARGO_PKG_VERSION")),
+        tract_version: TRACT_VERSION.into(),
+        model: config.clone(),
+        preprocess: options.preprocess.clone(),
+        vocab: VocabEntry {
+            file: "vocab.json".into(),
+            sha256: sha256_hex(&vocab_bytes),
+            bos_id: options.bos_id,
+            eos_id: options.eos_id,
+        },
+        max_len: config.max_len,
+        observations: options.thresholds.clone(),
+        artefacts: vec![Artefact {
+            precision: Precision::Fp32,
+            targets: vec!["x86_64".into(), "aarch64".into()],
+            encoder: "encoder.nnef.tar".into(),
+            decoder: "decoder.nnef.tar".into(),
+        }],
+        onnx_encoder: "encoder.onnx".into(),
+        onnx_decoder: "decoder.onnx".into(),
+        parity: "parity.json".into(),
+        files,
+        provenance: options.provenance.clone(),
+        metrics: options.metrics.clone(),
+    };
+    let manifest_path = out_dir.join(MANIFEST);
+    let text = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+    std::fs::write(&manifest_path, text).map_err(BundleError::io(&manifest_path))?;
+    Bundle::open(out_dir)
+}

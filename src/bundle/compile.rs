@@ -1,0 +1,78 @@
+//! Ahead-of-time compilation: ONNX → tract typed model with the fixed shapes
+//! the exporter declared → decluttered → NNEF tar. The board then loads the
+//! tar without the ONNX parser and only optimises it for its own CPU.
+
+use std::io::BufWriter;
+use std::path::Path;
+use std::sync::Arc;
+
+use tract_onnx::prelude::{
+    Framework, InferenceModelExt, RunOptions, TypedModel, TypedRunnableModel,
+};
+use tract_onnx::WithOnnx;
+
+use super::BundleError;
+
+/// Compile the ONNX graph at `onnx` into an NNEF tar at `nnef`. The tar is
+/// written deterministically (fixed timestamps), so its hash depends on the
+/// model only.
+pub fn compile(onnx: &Path, nnef: &Path) -> Result<(), BundleError> {
+    let model = tract_onnx::onnx()
+        .model_for_path(onnx)
+        .map_err(|e| BundleError::tract(onnx, "read the ONNX model", e))?
+        .into_typed()
+        .map_err(|e| BundleError::tract(onnx, "type the model (are all shapes fixed?)", e))?
+        .into_decluttered()
+        .map_err(|e| BundleError::tract(onnx, "declutter the model", e))?;
+    write_nnef(&model, nnef)
+}
+
+/// Write a decluttered typed model as a plain (uncompressed) NNEF tar, which
+/// loads faster than both ONNX and gzip'd NNEF (TOOLCHAIN.md).
+pub fn write_nnef(model: &TypedModel, nnef: &Path) -> Result<(), BundleError> {
+    let file = std::fs::File::create(nnef).map_err(BundleError::io(nnef))?;
+    tract_nnef::nnef()
+        .with_onnx()
+        .write_to_tar_with_config(model, BufWriter::new(file), false, true)
+        .map_err(|e| BundleError::tract(nnef, "write NNEF", e))?
+        .into_inner()
+        .map_err(|e| BundleError::io(nnef)(e.into_error()))?;
+    Ok(())
+}
+
+/// Load an NNEF tar, optimise it for this CPU and make it runnable.
+pub fn load_nnef(
+    path: &Path,
+    options: &RunOptions,
+) -> Result<Arc<TypedRunnableModel>, BundleError> {
+    let model = tract_nnef::nnef()
+        .with_onnx()
+        .model_for_path(path)
+        .map_err(|e| BundleError::tract(path, "read the NNEF model", e))?;
+    optimise(model, path, options)
+}
+
+/// Load an ONNX graph the same way (reference and bench only).
+pub fn load_onnx(
+    path: &Path,
+    options: &RunOptions,
+) -> Result<Arc<TypedRunnableModel>, BundleError> {
+    let model = tract_onnx::onnx()
+        .model_for_path(path)
+        .map_err(|e| BundleError::tract(path, "read the ONNX model", e))?
+        .into_typed()
+        .map_err(|e| BundleError::tract(path, "type the model", e))?;
+    optimise(model, path, options)
+}
+
+fn optimise(
+    model: TypedModel,
+    path: &Path,
+    options: &RunOptions,
+) -> Result<Arc<TypedRunnableModel>, BundleError> {
+    model
+        .into_optimized()
+        .map_err(|e| BundleError::tract(path, "optimise the model", e))?
+        .into_runnable_with_options(options)
+        .map_err(|e| BundleError::tract(path, "plan the model", e))
+}

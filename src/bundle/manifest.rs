@@ -1,0 +1,145 @@
+//! `manifest.json`: what a bundle holds and how the device must run it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model_config::ModelConfig;
+use crate::observation::Observation;
+use crate::preprocess::PreprocessOptions;
+
+/// Version of the manifest layout; a device refuses any other.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The tract release the NNEF artefacts were written with. NNEF files are tied
+/// to it, so it must equal the version pinned in Cargo.toml (a unit test checks).
+pub const TRACT_VERSION: &str = "0.23.9";
+
+/// Numeric precision of an artefact's weights and arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    Fp32,
+    Int8,
+}
+
+/// A compiled encoder/decoder pair and the CPU architectures
+/// (`std::env::consts::ARCH` values) it is meant for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Artefact {
+    pub precision: Precision,
+    pub targets: Vec<String>,
+    /// NNEF tar of the encoder, relative to the bundle folder.
+    pub encoder: String,
+    /// NNEF tar of the decoder step.
+    pub decoder: String,
+}
+
+/// The tokenizer vocabulary file and its special tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VocabEntry {
+    pub file: String,
+    /// sha256 of the vocabulary file (also in `files`), so reports can name it.
+    pub sha256: String,
+    pub bos_id: u32,
+    pub eos_id: u32,
+}
+
+/// An observation and its decision threshold on the sigmoid score, chosen on
+/// validation data.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ObservationThreshold {
+    pub observation: Observation,
+    pub threshold: f32,
+}
+
+/// A file of the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// The whole manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema_version: u32,
+    pub model_id: String,
+    /// `cxr-edge <version>` that wrote the bundle.
+    pub created_by: String,
+    pub tract_version: String,
+    pub model: ModelConfig,
+    pub preprocess: PreprocessOptions,
+    pub vocab: VocabEntry,
+    /// Maximum generated length in tokens (without BOS).
+    pub max_len: usize,
+    pub observations: Vec<ObservationThreshold>,
+    /// Compiled artefacts, most specific first: the device runs the first whose
+    /// `targets` include its architecture.
+    pub artefacts: Vec<Artefact>,
+    /// The ONNX graphs the artefacts were compiled from (reference and bench).
+    pub onnx_encoder: String,
+    pub onnx_decoder: String,
+    /// Inputs and expected outputs ([`super::Parity`]).
+    pub parity: String,
+    /// Every other file of the bundle, by name.
+    pub files: BTreeMap<String, FileEntry>,
+    /// Training data provenance (free JSON from the trainer).
+    pub provenance: serde_json::Value,
+    /// Validation metrics (free JSON from the trainer).
+    pub metrics: serde_json::Value,
+}
+
+impl Manifest {
+    /// The artefact to run on `arch`, or `None` if no artefact lists it.
+    pub fn artefact_for(&self, arch: &str) -> Option<&Artefact> {
+        self.artefacts
+            .iter()
+            .find(|a| a.targets.iter().any(|t| t == arch))
+    }
+
+    /// The fp32 artefact (always present in a valid bundle).
+    pub fn fp32(&self) -> Option<&Artefact> {
+        self.artefacts
+            .iter()
+            .find(|a| a.precision == Precision::Fp32)
+    }
+
+    /// The threshold for `observation`, if the trainer chose one.
+    pub fn threshold(&self, observation: Observation) -> Option<f32> {
+        self.observations
+            .iter()
+            .find(|o| o.observation == observation)
+            .map(|o| o.threshold)
+    }
+
+    /// File names the manifest refers to outside `files`, each of which must be
+    /// listed in `files` with its hash.
+    pub fn referenced_files(&self) -> Vec<&str> {
+        let mut names = vec![
+            self.vocab.file.as_str(),
+            self.onnx_encoder.as_str(),
+            self.onnx_decoder.as_str(),
+            self.parity.as_str(),
+        ];
+        for a in &self.artefacts {
+            names.push(&a.encoder);
+            names.push(&a.decoder);
+        }
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TRACT_VERSION;
+
+    #[test]
+    fn tract_version_matches_the_cargo_pin() {
+        let cargo = include_str!("../../Cargo.toml");
+        for krate in ["tract-nnef", "tract-onnx", "tract-core"] {
+            let pin = format!("{krate} = \"={TRACT_VERSION}\"");
+            assert!(cargo.contains(&pin), "Cargo.toml lacks `{pin}`");
+        }
+    }
+}

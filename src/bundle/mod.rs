@@ -1,0 +1,292 @@
+//! The device bundle: a folder `models/<id>/` that the board trusts only after
+//! checking it.
+//!
+//! A bundle holds the compiled encoder and decoder (NNEF tars, fp32 and where
+//! present int8), the ONNX graphs they came from, the tokenizer vocabulary,
+//! `parity.json` (inputs with expected outputs) and `manifest.json`, which lists
+//! the sha256 of every other file. [`Bundle::open`] refuses a bundle whose schema
+//! version or any hash does not match, naming the file; [`build`] makes one from
+//! a trainer checkpoint; [`compile`] turns ONNX into NNEF ahead of time so the
+//! board needs no ONNX parser.
+
+mod build;
+mod compile;
+mod manifest;
+mod parity;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+pub use build::{build, synthetic_image, BuildOptions};
+pub use compile::{compile, load_nnef, load_onnx};
+pub use manifest::{
+    Artefact, FileEntry, Manifest, ObservationThreshold, Precision, VocabEntry, SCHEMA_VERSION,
+    TRACT_VERSION,
+};
+pub use parity::{argmax, Parity, ParityReport, ParityStep};
+
+use crate::export::ExportError;
+
+/// Name of the manifest inside a bundle folder.
+pub const MANIFEST: &str = "manifest.json";
+
+#[derive(Debug, Error)]
+pub enum BundleError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid manifest: {source}")]
+    Manifest {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path}: manifest schema version {found}, this build reads version {supported}")]
+    Schema {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("{path}: sha256 is {actual}, the manifest says {expected} (file altered or corrupt)")]
+    HashMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("{path}: size is {actual} bytes, the manifest says {expected}")]
+    SizeMismatch {
+        path: PathBuf,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("{manifest}: `{name}` is referenced but has no hash in `files`")]
+    Unlisted { manifest: PathBuf, name: String },
+    #[error("{manifest}: file name `{name}` is not a plain file name inside the bundle")]
+    BadName { manifest: PathBuf, name: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("{path}: tract could not {action}: {message}")]
+    Tract {
+        path: PathBuf,
+        action: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Export(#[from] ExportError),
+}
+
+impl BundleError {
+    pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BundleError + '_ {
+        move |source| BundleError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    pub(crate) fn tract(
+        path: &Path,
+        action: &'static str,
+        e: impl std::fmt::Display,
+    ) -> BundleError {
+        BundleError::Tract {
+            path: path.to_owned(),
+            action,
+            message: format!("{e:#}"),
+        }
+    }
+}
+
+/// Hex sha256 of a byte string.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A bundle whose manifest and files have been verified.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+impl Bundle {
+    /// Open and verify the bundle in `dir`: schema version, that every
+    /// referenced file is listed, and every listed file's size and sha256.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Bundle, BundleError> {
+        let dir = dir.as_ref().to_owned();
+        let path = dir.join(MANIFEST);
+        let text = std::fs::read(&path).map_err(BundleError::io(&path))?;
+        // Read the version alone first, so a newer layout gets a schema error
+        // rather than a confusing missing-field one.
+        #[derive(serde::Deserialize)]
+        struct Probe {
+            schema_version: u32,
+        }
+        let probe: Probe =
+            serde_json::from_slice(&text).map_err(|source| BundleError::Manifest {
+                path: path.clone(),
+                source,
+            })?;
+        if probe.schema_version != SCHEMA_VERSION {
+            return Err(BundleError::Schema {
+                path,
+                found: probe.schema_version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let manifest: Manifest =
+            serde_json::from_slice(&text).map_err(|source| BundleError::Manifest {
+                path: path.clone(),
+                source,
+            })?;
+        let bundle = Bundle { dir, manifest };
+        bundle.verify()?;
+        Ok(bundle)
+    }
+
+    fn verify(&self) -> Result<(), BundleError> {
+        let manifest_path = self.dir.join(MANIFEST);
+        for name in self.manifest.referenced_files() {
+            if !self.manifest.files.contains_key(name) {
+                return Err(BundleError::Unlisted {
+                    manifest: manifest_path,
+                    name: name.into(),
+                });
+            }
+        }
+        for (name, entry) in &self.manifest.files {
+            let plain = Path::new(name).components().count() == 1
+                && !name.is_empty()
+                && name != ".."
+                && name != "."
+                && name != MANIFEST;
+            if !plain {
+                return Err(BundleError::BadName {
+                    manifest: manifest_path,
+                    name: name.clone(),
+                });
+            }
+            let path = self.dir.join(name);
+            let bytes = std::fs::read(&path).map_err(BundleError::io(&path))?;
+            if bytes.len() as u64 != entry.bytes {
+                return Err(BundleError::SizeMismatch {
+                    path,
+                    expected: entry.bytes,
+                    actual: bytes.len() as u64,
+                });
+            }
+            let actual = sha256_hex(&bytes);
+            if actual != entry.sha256 {
+                return Err(BundleError::HashMismatch {
+                    path,
+                    expected: entry.sha256.clone(),
+                    actual,
+                });
+            }
+        }
+        let m = &self.manifest;
+        let problem = if m.preprocess.size != m.model.input_size {
+            Some(format!(
+                "preprocess size {} differs from the model input size {}",
+                m.preprocess.size, m.model.input_size
+            ))
+        } else if m.fp32().is_none() {
+            Some("no fp32 artefact".to_string())
+        } else if m.vocab.bos_id as usize >= m.model.vocab_size
+            || m.vocab.eos_id as usize >= m.model.vocab_size
+        {
+            Some("BOS/EOS id outside the vocabulary".to_string())
+        } else {
+            None
+        };
+        match problem {
+            Some(message) => Err(BundleError::Invalid {
+                path: manifest_path,
+                message,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Absolute path of a file of the bundle.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The parity file (inputs with expected outputs).
+    pub fn parity(&self) -> Result<Parity, BundleError> {
+        Parity::read(&self.path(&self.manifest.parity))
+    }
+
+    /// A human-readable summary for `cxr-edge info`.
+    pub fn describe(&self) -> String {
+        let m = &self.manifest;
+        let c = &m.model;
+        let mut s = String::new();
+        let _ = writeln!(s, "bundle      {}", self.dir.display());
+        let _ = writeln!(
+            s,
+            "model id    {} (schema {}, {})",
+            m.model_id, m.schema_version, m.created_by
+        );
+        let _ = writeln!(s, "tract       {}", m.tract_version);
+        let _ = writeln!(
+            s,
+            "encoder     {}² input, channels {:?}, grid {}×{}, ~{:.0} MMAC",
+            c.input_size,
+            c.channels,
+            c.grid_side(),
+            c.grid_side(),
+            c.encoder_macs() as f64 / 1e6
+        );
+        let _ = writeln!(
+            s,
+            "decoder     {:?}, embed {}, hidden {}, attention {}, vocabulary {}",
+            c.decoder, c.embed_dim, c.hidden, c.attn_dim, c.vocab_size
+        );
+        let _ = writeln!(
+            s,
+            "text        BOS {}, EOS {}, max length {}, vocab sha256 {}",
+            m.vocab.bos_id,
+            m.vocab.eos_id,
+            m.max_len,
+            &m.vocab.sha256[..m.vocab.sha256.len().min(16)]
+        );
+        let _ = writeln!(s, "preprocess  {:?}", m.preprocess);
+        for a in &m.artefacts {
+            let size: u64 = [&a.encoder, &a.decoder]
+                .iter()
+                .filter_map(|f| m.files.get(f.as_str()))
+                .map(|f| f.bytes)
+                .sum();
+            let _ = writeln!(
+                s,
+                "artefact    {:?} for {} ({}, {}; {:.2} MB)",
+                a.precision,
+                a.targets.join(", "),
+                a.encoder,
+                a.decoder,
+                size as f64 / 1e6
+            );
+        }
+        let _ = writeln!(s, "thresholds");
+        for o in &m.observations {
+            let _ = writeln!(s, "  {:<18} {:.3}", o.observation.key(), o.threshold);
+        }
+        let _ = writeln!(s, "provenance  {}", m.provenance);
+        let _ = writeln!(s, "metrics     {}", m.metrics);
+        let _ = write!(s, "files       {} verified", m.files.len());
+        s
+    }
+}

@@ -1,0 +1,264 @@
+//! [`Runtime`] on tract: the encoder runs once per image, the decoder once per
+//! token with its state passed in and returned explicitly.
+//!
+//! The decoder keeps one tract session ([`TypedSimpleState`]) across steps, and
+//! the grid tensors of the image being decoded are built once and shared by
+//! every step (tract values are reference-counted), so a step only allocates
+//! its token and state inputs and its outputs.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use tract_core::prelude::multithread::Executor;
+use tract_core::prelude::{
+    tvec, IntoTValue, RunOptions, TValue, Tensor, TypedRunnableModel, TypedSimpleState,
+};
+
+use super::{EncoderOutput, Runtime, RuntimeError, StepOutput};
+use crate::bundle::{self, Bundle, BundleError, Precision, TRACT_VERSION};
+use crate::model_config::{DecoderKind, ModelConfig};
+
+/// Which graphs of a bundle to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModelSource {
+    /// The compiled NNEF artefact the manifest names for this CPU (the device path).
+    #[default]
+    Nnef,
+    /// The ONNX graphs (reference and bench only; needs the ONNX parser).
+    Onnx,
+}
+
+/// How to load a bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TractOptions {
+    /// Threads for matrix products (1 = run on the caller's thread).
+    pub threads: usize,
+    pub source: ModelSource,
+}
+
+impl Default for TractOptions {
+    fn default() -> Self {
+        TractOptions {
+            threads: 1,
+            source: ModelSource::Nnef,
+        }
+    }
+}
+
+/// Grid tensors of the image being decoded, keyed by their values.
+struct GridCache {
+    grid: Vec<f32>,
+    grid_proj: Vec<f32>,
+    tensors: (TValue, TValue),
+}
+
+pub struct TractRuntime {
+    config: ModelConfig,
+    precision: Precision,
+    encoder: Arc<TypedRunnableModel>,
+    decoder: Mutex<TypedSimpleState>,
+    cache: Mutex<Option<GridCache>>,
+}
+
+fn inference(e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Inference(format!("{e:#}"))
+}
+
+fn tensor(shape: &[usize], data: &[f32]) -> Result<TValue, RuntimeError> {
+    Tensor::from_shape(shape, data)
+        .map(|t| t.into_tvalue())
+        .map_err(inference)
+}
+
+fn to_vec(value: &TValue) -> Result<Vec<f32>, RuntimeError> {
+    Ok(value
+        .try_as_plain_ram()
+        .map_err(inference)?
+        .as_slice::<f32>()
+        .map_err(inference)?
+        .to_vec())
+}
+
+fn check_len(got: usize, expected: usize) -> Result<(), RuntimeError> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(RuntimeError::InputSize { expected, got })
+    }
+}
+
+impl TractRuntime {
+    /// Load the artefact the bundle's manifest names for this CPU, single-threaded.
+    pub fn load(bundle: &Bundle) -> Result<TractRuntime, BundleError> {
+        Self::load_with(bundle, &TractOptions::default())
+    }
+
+    pub fn load_with(bundle: &Bundle, options: &TractOptions) -> Result<TractRuntime, BundleError> {
+        let m = bundle.manifest();
+        let manifest_path = bundle.path(bundle::MANIFEST);
+        let (encoder, decoder, precision) = match options.source {
+            ModelSource::Nnef => {
+                if m.tract_version != TRACT_VERSION {
+                    return Err(BundleError::Invalid {
+                        path: manifest_path,
+                        message: format!(
+                            "compiled with tract {}, this build has tract {TRACT_VERSION}: recompile the bundle",
+                            m.tract_version
+                        ),
+                    });
+                }
+                let arch = std::env::consts::ARCH;
+                let a = m.artefact_for(arch).or_else(|| m.fp32()).ok_or_else(|| {
+                    BundleError::Invalid {
+                        path: manifest_path,
+                        message: format!("no artefact for {arch} and no fp32 fallback"),
+                    }
+                })?;
+                (
+                    bundle.path(&a.encoder),
+                    bundle.path(&a.decoder),
+                    a.precision,
+                )
+            }
+            ModelSource::Onnx => (
+                bundle.path(&m.onnx_encoder),
+                bundle.path(&m.onnx_decoder),
+                Precision::Fp32,
+            ),
+        };
+        let mut rt = Self::from_files(&m.model, &encoder, &decoder, options)?;
+        rt.precision = precision;
+        Ok(rt)
+    }
+
+    /// Load an encoder/decoder pair from files (NNEF tar or `.onnx` by
+    /// extension), e.g. while a bundle is being built.
+    pub fn from_files(
+        config: &ModelConfig,
+        encoder: &Path,
+        decoder: &Path,
+        options: &TractOptions,
+    ) -> Result<TractRuntime, BundleError> {
+        let run_options = RunOptions {
+            executor: (options.threads > 1).then(|| Executor::multithread(options.threads)),
+            ..Default::default()
+        };
+        let load = |path: &Path| {
+            if path.extension().is_some_and(|e| e == "onnx") {
+                bundle::load_onnx(path, &run_options)
+            } else {
+                bundle::load_nnef(path, &run_options)
+            }
+        };
+        let encoder = load(encoder)?;
+        let decoder_plan = load(decoder)?;
+        let state = decoder_plan
+            .spawn()
+            .map_err(|e| BundleError::tract(decoder, "start a session", e))?;
+        Ok(TractRuntime {
+            config: config.clone(),
+            precision: Precision::Fp32,
+            encoder,
+            decoder: Mutex::new(state),
+            cache: Mutex::new(None),
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Precision of the loaded artefact.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    fn grid_tensors(&self, encoded: &EncoderOutput) -> Result<(TValue, TValue), RuntimeError> {
+        let c = &self.config;
+        let mut cache = self.cache.lock().map_err(inference)?;
+        if let Some(hit) = cache.as_ref() {
+            if hit.grid == encoded.grid && hit.grid_proj == encoded.grid_proj {
+                return Ok(hit.tensors.clone());
+            }
+        }
+        let (n, ch) = (c.grid_cells(), c.grid_channels());
+        let proj_shape: Vec<usize> = match c.decoder {
+            DecoderKind::Attention => vec![1, n, c.attn_dim],
+            DecoderKind::Merge => vec![1, c.hidden],
+        };
+        check_len(encoded.grid.len(), n * ch)?;
+        check_len(encoded.grid_proj.len(), proj_shape.iter().product())?;
+        let tensors = (
+            tensor(&[1, n, ch], &encoded.grid)?,
+            tensor(&proj_shape, &encoded.grid_proj)?,
+        );
+        *cache = Some(GridCache {
+            grid: encoded.grid.clone(),
+            grid_proj: encoded.grid_proj.clone(),
+            tensors: tensors.clone(),
+        });
+        Ok(tensors)
+    }
+}
+
+impl Runtime for TractRuntime {
+    fn encode(&self, image: &[f32]) -> Result<EncoderOutput, RuntimeError> {
+        let s = self.config.input_size;
+        check_len(image.len(), s * s)?;
+        let out = self
+            .encoder
+            .run(tvec![tensor(&[1, 1, s, s], image)?])
+            .map_err(inference)?;
+        let h0 = match self.config.decoder {
+            DecoderKind::Attention => to_vec(&out[4])?,
+            DecoderKind::Merge => vec![0.0; self.config.state_size()],
+        };
+        Ok(EncoderOutput {
+            grid: to_vec(&out[0])?,
+            grid_proj: to_vec(&out[1])?,
+            pooled: to_vec(&out[2])?,
+            findings: to_vec(&out[3])?,
+            h0,
+        })
+    }
+
+    fn step(
+        &self,
+        token: u32,
+        state: &[f32],
+        encoded: &EncoderOutput,
+    ) -> Result<StepOutput, RuntimeError> {
+        let c = &self.config;
+        if token as usize >= c.vocab_size {
+            return Err(RuntimeError::Inference(format!(
+                "token {token} outside the vocabulary of {}",
+                c.vocab_size
+            )));
+        }
+        check_len(state.len(), c.state_size())?;
+        let (grid, grid_proj) = self.grid_tensors(encoded)?;
+        let token = Tensor::from_shape(&[1], &[token as i64])
+            .map_err(inference)?
+            .into_tvalue();
+        let h = tensor(&[1, c.state_size()], state)?;
+        let inputs = match c.decoder {
+            DecoderKind::Attention => tvec![token, h, grid, grid_proj],
+            DecoderKind::Merge => tvec![token, h, grid_proj],
+        };
+        let out = self
+            .decoder
+            .lock()
+            .map_err(inference)?
+            .run(inputs)
+            .map_err(inference)?;
+        let attn = match c.decoder {
+            DecoderKind::Attention => to_vec(&out[2])?,
+            DecoderKind::Merge => vec![0.0; c.grid_cells()],
+        };
+        Ok(StepOutput {
+            logits: to_vec(&out[0])?,
+            state: to_vec(&out[1])?,
+            attn,
+        })
+    }
+}

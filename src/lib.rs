@@ -27,3 +27,4 @@ pub mod store;
 pub mod scp;
 pub mod export;
 pub mod bundle;
+pub mod metrics;

@@ -42,6 +42,13 @@
 //! logits = dec.out( relu(grid_proj + h') )
 //! ```
 //! Outputs: `logits`, `h_new` = `[h' ; c']`, `attn` (zeros, `[1, N]`).
+//!
+//! # Exported form ([`crate::export`])
+//! A checkpoint folder holds `model.safetensors` and `config.json`. Graph inputs and
+//! outputs keep the order listed above (encoder: `grid`, `grid_proj`, `pooled`,
+//! `findings`, `h0`). The merge model's ONNX graphs leave out what is constant or
+//! unused: the encoder has no `h0` output, the decoder no `grid` input and no
+//! `attn` output; [`crate::runtime::Runtime`] implementations supply the zeros.
 
 use serde::{Deserialize, Serialize};
 

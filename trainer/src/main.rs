@@ -6,13 +6,30 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod augment;
+mod baseline;
 mod cmd_baseline;
+mod cmd_bundle;
 mod cmd_data;
 mod cmd_labeller;
+mod cmd_eval;
 mod cmd_score;
+mod cmd_train;
+mod data;
+mod evaluate;
+mod model;
+mod pairing;
+mod plots;
+#[cfg(test)]
+mod tests;
+mod train;
 
 #[derive(Parser)]
-#[command(name = "cxr-train", version, about = "Train, evaluate and bundle cxr-edge models")]
+#[command(
+    name = "cxr-train",
+    version,
+    about = "Train, evaluate and bundle cxr-edge models"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,6 +47,12 @@ enum Command {
     Score(cmd_score::Args),
     /// Score the retrieval baselines on a validation split.
     Baseline(cmd_baseline::Args),
+    /// Train a model (findings-matched NIH+IU pairs, or true IU pairs).
+    Train(cmd_train::Args),
+    /// Evaluate a trained run on its validation split, next to the baselines.
+    Eval(cmd_eval::Args),
+    /// Turn a trained run into a verified device bundle (ONNX, NNEF, manifest).
+    Bundle(cmd_bundle::Args),
 }
 
 fn run() -> anyhow::Result<()> {
@@ -38,6 +61,9 @@ fn run() -> anyhow::Result<()> {
         Command::Labeller(c) => cmd_labeller::run(c),
         Command::Score(a) => cmd_score::run(a),
         Command::Baseline(a) => cmd_baseline::run(a),
+        Command::Train(a) => cmd_train::run(a),
+        Command::Eval(a) => cmd_eval::run(a),
+        Command::Bundle(a) => cmd_bundle::run(a),
     }
 }
 

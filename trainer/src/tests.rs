@@ -129,3 +129,80 @@ fn schedule_warms_up_then_decays() {
     assert!(lrs[total - 1] < 0.1 * cfg.lr);
     assert!(lrs.windows(2).skip(60).all(|w| w[1] <= w[0] + 1e-15));
 }
+
+fn max_abs_diff(a: &[f32], b: &Tensor) -> f32 {
+    let b: Vec<f32> = Vec::try_from(b.contiguous().view([-1])).unwrap();
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// The trainer→device contract: the same checkpoint in libtorch and, exported and
+/// compiled to NNEF, in tract gives the same numbers and the same greedy text.
+fn tch_tract_parity(decoder: DecoderKind) {
+    use cxr_edge::bundle::{self, BuildOptions};
+    use cxr_edge::runtime::tract::TractRuntime;
+    use cxr_edge::runtime::Runtime;
+
+    tch::set_num_threads(1);
+    tch::manual_seed(2);
+    let vocab = Vocab::build(REPORTS.iter().copied(), 1);
+    let cfg = tiny_config(decoder, vocab.len());
+    let (_, images) = fixture_images(3, cfg.input_size);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = CxrModel::new(&vs.root(), &cfg, 0.0);
+    {
+        // Non-trivial BatchNorm statistics, so folding is exercised.
+        let _g = tch::no_grad_guard();
+        for _ in 0..3 {
+            model.encode(&images, Mode::Train);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("ckpt");
+    crate::train::save_checkpoint(&vs, &cfg, &vocab, &ckpt).unwrap();
+    let mut opts = BuildOptions::new("parity-test", Vocab::BOS, Vocab::EOS);
+    opts.preprocess.size = cfg.input_size;
+    let b = bundle::build(&ckpt, &ckpt.join("vocab.json"), &opts, &dir.path().join("bundle")).unwrap();
+    let rt = TractRuntime::load(&b).unwrap();
+
+    let _g = tch::no_grad_guard();
+    for i in 0..3 {
+        let x = images.narrow(0, i, 1);
+        let pixels: Vec<f32> = Vec::try_from(x.contiguous().view([-1])).unwrap();
+        let et = rt.encode(&pixels).unwrap();
+        let e = model.encode(&x, Mode::Eval);
+        assert!(max_abs_diff(&et.findings, &e.findings) <= 1e-4);
+        assert!(max_abs_diff(&et.grid, &e.grid) <= 1e-4);
+        assert!(max_abs_diff(&et.grid_proj, &e.grid_proj) <= 1e-4);
+        assert!(max_abs_diff(&et.h0, &e.h0) <= 1e-4);
+        let (tch_tokens, _) = model.greedy(&e, Vocab::BOS as i64, Vocab::EOS as i64);
+        let mut state = et.h0.clone();
+        let mut token = Vocab::BOS;
+        let mut tract_tokens = Vec::new();
+        let mut tstate = e.h0.shallow_clone();
+        for _ in 0..cfg.max_len {
+            let s = rt.step(token, &state, &et).unwrap();
+            let ts = model.step(&Tensor::from_slice(&[token as i64]), &tstate, &e, Mode::Eval);
+            assert!(max_abs_diff(&s.logits, &ts.logits) <= 1e-4, "step logits differ");
+            assert!(max_abs_diff(&s.attn, &ts.attn) <= 1e-4, "attention differs");
+            token = bundle::argmax(&s.logits);
+            if token == Vocab::EOS {
+                break;
+            }
+            tract_tokens.push(token);
+            state = s.state;
+            tstate = ts.state;
+        }
+        assert_eq!(tract_tokens, tch_tokens[0], "greedy text differs for image {i}");
+    }
+}
+
+#[test]
+fn tract_matches_tch_attention() {
+    tch_tract_parity(DecoderKind::Attention);
+}
+
+#[test]
+fn tract_matches_tch_merge() {
+    tch_tract_parity(DecoderKind::Merge);
+}

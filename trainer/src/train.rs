@@ -188,7 +188,7 @@ pub fn train(cfg: &TrainConfig, out: &Path, resume: bool) -> Result<EpochRecord>
             let labels = label_tensor(idx.iter().map(|&i| &data.train[i].labels), device);
             let enc = model.encode(&x, Mode::Train);
             let text_loss = model.text_loss(&enc, &tokens, Mode::Train);
-            let find_loss = enc.findings.binary_cross_entropy_with_logits::<Tensor>(
+            let find_loss = enc.findings.binary_cross_entropy_with_logits::<&Tensor>(
                 &labels,
                 None,
                 Some(&pos_weight),
@@ -305,6 +305,7 @@ fn write_splits(data: &Dataset, out: &Path) -> Result<()> {
     let ids = |v: &[crate::data::Sample]| v.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
     let splits = serde_json::json!({
         "provenance": data.provenance,
+        "true_pairs": data.true_pairs,
         "train_images": ids(&data.train),
         "val_images": ids(&data.val),
         "train_reports": data.train_reports.iter().map(|t| &t.uid).collect::<Vec<_>>(),

@@ -21,6 +21,7 @@ pub mod labeller;
 pub mod text;
 pub mod input;
 pub mod runtime;
+pub mod decode;
 pub mod corpus;
 pub mod output;
 pub mod store;

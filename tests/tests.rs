@@ -4,3 +4,4 @@ mod util;
 mod corpus;
 mod text;
 mod bundle;
+mod labeller;

@@ -51,3 +51,4 @@ pub trait Runtime {
         encoded: &EncoderOutput,
     ) -> Result<StepOutput, RuntimeError>;
 }
+x

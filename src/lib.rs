@@ -21,7 +21,6 @@ pub mod labeller;
 pub mod text;
 pub mod input;
 pub mod runtime;
-pub mod decode;
 pub mod corpus;
 pub mod output;
 pub mod store;

@@ -51,4 +51,3 @@ pub trait Runtime {
         encoded: &EncoderOutput,
     ) -> Result<StepOutput, RuntimeError>;
 }
-x

@@ -5,3 +5,4 @@ mod corpus;
 mod text;
 mod bundle;
 mod labeller;
+mod decode;

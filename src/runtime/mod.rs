@@ -1,6 +1,7 @@
 //! The model seam: everything above this trait is tract-free.
 
 pub mod tract;
+pub mod fake;
 
 use thiserror::Error;
 

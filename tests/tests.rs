@@ -6,3 +6,4 @@ mod text;
 mod bundle;
 mod labeller;
 mod decode;
+mod input;

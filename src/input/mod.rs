@@ -16,6 +16,7 @@ pub mod dicom;
 mod error;
 pub mod raster;
 pub mod source;
+pub mod synth;
 pub mod validate;
 
 pub use error::{InputError, Refusal};

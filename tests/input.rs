@@ -1,0 +1,228 @@
+//! Inputs: PNG, JPEG and DICOM decoding, the size limit checked before any
+//! allocation, chest-film refusals, and bad files each failing with a typed error
+//! that names the input while the other inputs still decode.
+
+use std::io::Cursor;
+use std::time::Duration;
+
+use cxr_edge::input::synth::SynthCr;
+use cxr_edge::input::{
+    decode_bytes, decode_file, instance_key, FolderSource, InputError, MemorySource, Source,
+    ValidateOptions,
+};
+use image::{ImageFormat, Luma};
+
+fn png16(w: u32, h: u32) -> Vec<u8> {
+    let img = image::ImageBuffer::from_fn(w, h, |x, y| Luma([((x * 97 + y * 31) % 65536) as u16]));
+    let mut out = Vec::new();
+    img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+    out
+}
+
+fn jpeg8(w: u32, h: u32) -> Vec<u8> {
+    let img = image::GrayImage::from_fn(w, h, |x, y| Luma([((x + y) % 256) as u8]));
+    let mut out = Vec::new();
+    img.write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg).unwrap();
+    out
+}
+
+/// A small PNG whose IHDR claims `w × h` 16-bit pixels: one tiny IDAT, IEND.
+fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        let mut body = kind.to_vec();
+        body.extend(data);
+        let mut crc = flate2::Crc::new();
+        crc.update(&body);
+        out.extend((data.len() as u32).to_be_bytes());
+        out.extend(&body);
+        out.extend(crc.sum().to_be_bytes());
+    }
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([16, 0, 0, 0, 0]); // 16-bit grey
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut z, &[0u8; 1024]).unwrap();
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &z.finish().unwrap());
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+fn opts() -> ValidateOptions {
+    ValidateOptions::default()
+}
+
+#[test]
+fn png16_and_jpeg8_decode_to_gray16() {
+    let r = decode_bytes(&png16(300, 280), "a.png", &opts()).unwrap();
+    assert_eq!(r.image.dimensions(), (300, 280));
+    assert_eq!(r.image.get_pixel(1, 0).0[0], 97, "16-bit samples kept exactly");
+    assert!(r.info.instance_key.starts_with("sha256:"));
+    let r = decode_bytes(&jpeg8(320, 300), "b.jpg", &opts()).unwrap();
+    assert_eq!(r.image.dimensions(), (320, 300));
+    assert_eq!(r.info.source, "b.jpg");
+}
+
+#[test]
+fn dicom_cr_monochrome1_is_inverted_and_identified() {
+    let cr = SynthCr::new(1, 300, 280);
+    let r = decode_bytes(&cr.to_bytes(), "cr.dcm", &opts()).unwrap();
+    assert_eq!(r.image.dimensions(), (280, 300));
+    assert_eq!(r.info.instance_key, cr.sop_instance_uid);
+    assert_eq!(r.info.study_instance_uid.as_deref(), Some(&*cr.study_instance_uid));
+    assert_eq!(r.info.modality.as_deref(), Some("CR"));
+    // The mediastinum (centre) is denser than a lung field: brighter after the
+    // MONOCHROME1 inversion.
+    let centre = r.image.get_pixel(140, 120).0[0];
+    let lung = r.image.get_pixel(84, 135).0[0];
+    assert!(centre > lung + 5000, "centre {centre} lung {lung}");
+
+    let mut m2 = SynthCr::new(2, 300, 280);
+    m2.monochrome1 = false;
+    m2.pixels = Some(cxr_edge::input::synth::chest_pattern(300, 280, 12, false, 2));
+    let r2 = decode_bytes(&m2.to_bytes(), "m2.dcm", &opts()).unwrap();
+    let diff = (r2.image.get_pixel(140, 120).0[0] as i32 - centre as i32).abs();
+    assert!(diff < 300, "MONOCHROME1 and MONOCHROME2 of one picture agree: {diff}");
+}
+
+#[test]
+fn header_claiming_60000_squared_is_refused_before_decoding() {
+    let e = decode_bytes(&png_header_only(60_000, 60_000), "huge.png", &opts()).unwrap_err();
+    assert!(matches!(e, InputError::TooLarge { width: 60_000, height: 60_000, .. }), "{e}");
+    assert!(e.to_string().starts_with("huge.png:"), "{e}");
+
+    let mut cr = SynthCr::new(3, 64, 64);
+    cr.rows = 60_000;
+    cr.columns = 60_000; // Pixel Data stays 64×64: only the header lies.
+    let e = decode_bytes(&cr.to_bytes(), "huge.dcm", &opts()).unwrap_err();
+    assert!(matches!(e, InputError::TooLarge { .. }), "{e}");
+    // Forcing does not lift the limit.
+    let forced = ValidateOptions { force: true, ..opts() };
+    assert!(matches!(
+        decode_bytes(&png_header_only(60_000, 60_000), "huge.png", &forced),
+        Err(InputError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn bad_files_fail_with_typed_errors_naming_the_input() {
+    let png = png16(300, 300);
+    let jpg = jpeg8(300, 300);
+    let dcm = SynthCr::new(4, 300, 300).to_bytes();
+    let mut no_pixels = SynthCr::new(5, 300, 300);
+    no_pixels.pixels = None;
+    let mut corrupt_png = png.clone();
+    for b in &mut corrupt_png[60..200] {
+        *b ^= 0x5A;
+    }
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("zero.png", vec![], "empty"),
+        ("text.png", b"hello, not an image".to_vec(), "unknown-format"),
+        ("trunc.png", png[..png.len() / 2].to_vec(), "corrupt"),
+        ("garbled.png", corrupt_png, "corrupt"),
+        ("trunc.jpg", jpg[..jpg.len() / 2].to_vec(), "corrupt"),
+        ("trunc.dcm", dcm[..dcm.len() / 2].to_vec(), "corrupt"),
+        ("header.dcm", dcm[..200].to_vec(), "corrupt"),
+        ("nopixels.dcm", no_pixels.to_bytes(), "no-pixel-data"),
+    ];
+    for (name, bytes, code) in &cases {
+        let e = decode_bytes(bytes, name, &opts()).unwrap_err();
+        assert_eq!(e.code(), *code, "{name}: {e}");
+        assert!(e.to_string().starts_with(&format!("{name}:")), "{e}");
+    }
+    // The good inputs are unaffected.
+    for (name, bytes) in [("ok.png", &png), ("ok.jpg", &jpg), ("ok.dcm", &dcm)] {
+        decode_bytes(bytes, name, &opts()).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn non_chest_films_are_refused_unless_forced() {
+    let mut ct = SynthCr::new(6, 300, 300);
+    ct.modality = "CT".into();
+    let mut lateral = SynthCr::new(7, 300, 300);
+    lateral.view_position = Some("LL".into());
+    let mut hand = SynthCr::new(8, 300, 300);
+    hand.body_part = Some("HAND".into());
+    let small = SynthCr::new(9, 100, 120);
+    let cases = [
+        (ct, "wrong-modality"),
+        (lateral, "lateral-view"),
+        (hand, "wrong-body-part"),
+        (small, "too-small"),
+    ];
+    for (cr, code) in cases {
+        let name = format!("{code}.dcm");
+        let e = decode_bytes(&cr.to_bytes(), &name, &opts()).unwrap_err();
+        assert_eq!(e.code(), code, "{e}");
+        assert!(e.to_string().contains("not a valid chest film"), "{e}");
+        let forced = ValidateOptions { force: true, ..opts() };
+        decode_bytes(&cr.to_bytes(), &name, &forced).unwrap();
+    }
+    let colour = image::RgbImage::from_fn(300, 300, |x, _| image::Rgb([x as u8, 0, 255]));
+    let mut bytes = Vec::new();
+    colour.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png).unwrap();
+    assert_eq!(decode_bytes(&bytes, "c.png", &opts()).unwrap_err().code(), "not-greyscale");
+    // A grey film saved as RGB is read.
+    let grey_rgb = image::RgbImage::from_fn(300, 300, |x, _| image::Rgb([x as u8; 3]));
+    let mut bytes = Vec::new();
+    grey_rgb.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png).unwrap();
+    decode_bytes(&bytes, "g.png", &opts()).unwrap();
+}
+
+#[test]
+fn twelve_bit_lossy_jpeg_is_refused_by_name() {
+    // Only the header matters: the refusal comes before the pixel data is read.
+    let mut cr = SynthCr::new(10, 300, 300);
+    cr.transfer_syntax = "1.2.840.10008.1.2.4.51";
+    let e = decode_bytes(&cr.to_bytes(), "lossy12.dcm", &opts()).unwrap_err();
+    assert_eq!(e.code(), "unsupported-transfer-syntax", "{e}");
+    assert!(e.to_string().contains("1.2.840.10008.1.2.4.51"), "{e}");
+    assert!(e.to_string().starts_with("lossy12.dcm:"), "{e}");
+}
+
+#[test]
+fn instance_key_is_the_sop_instance_uid_or_a_hash() {
+    let cr = SynthCr::new(11, 64, 64);
+    assert_eq!(instance_key(&cr.to_bytes()), cr.sop_instance_uid);
+    let png = png16(10, 10);
+    assert_eq!(instance_key(&png), instance_key(&png.clone()));
+    assert!(instance_key(&png).starts_with("sha256:"));
+}
+
+#[test]
+fn folder_source_yields_settled_files_once_and_deletes_when_done() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.png"), png16(300, 300)).unwrap();
+    std::fs::write(dir.path().join("b.dcm"), SynthCr::new(12, 300, 300).to_bytes()).unwrap();
+    std::fs::write(dir.path().join(".c.dcm"), b"being written").unwrap();
+    std::fs::write(dir.path().join("d.part"), b"being written").unwrap();
+    let mut src = FolderSource::new(dir.path(), Duration::ZERO);
+    let items: Vec<_> = src.drain().into_iter().map(Result::unwrap).collect();
+    assert_eq!(items.len(), 2);
+    assert!(src.poll().unwrap().is_none(), "not yielded twice before done");
+    for item in &items {
+        decode_bytes(&item.bytes, &item.origin, &opts()).unwrap();
+        src.done(item).unwrap();
+    }
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, [".c.dcm", "d.part"]);
+
+    let mut mem = MemorySource::new();
+    mem.push("x", png16(300, 300));
+    let got = mem.poll().unwrap().unwrap();
+    assert_eq!(got.origin, "memory:x");
+    assert!(mem.poll().unwrap().is_none());
+}
+
+#[test]
+fn decode_file_names_a_missing_file() {
+    let e = decode_file(std::path::Path::new("/nonexistent/x.dcm"), &opts()).unwrap_err();
+    assert_eq!(e.code(), "io");
+    assert!(e.to_string().contains("/nonexistent/x.dcm"), "{e}");
+}

@@ -36,6 +36,10 @@ struct Row {
     /// Per-seed BLEU-4 and CIDEr-D of the random baseline (its spread).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     per_seed: Vec<(u64, f64, f64)>,
+    /// Candidate file written beside the JSON (seed 0 for the random baseline).
+    candidates_file: &'static str,
+    #[serde(skip)]
+    candidates: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -88,14 +92,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         description: format!("every study gets {top:?}"),
         scores: score(&vec![top.clone(); val.len()])?,
         per_seed: Vec::new(),
+        candidates_file: "most_frequent.txt",
+        candidates: vec![top.clone(); val.len()],
     }];
 
     let mut runs = Vec::new();
     let mut per_seed = Vec::new();
+    let mut first_draw = Vec::new();
     for seed in 0..a.seeds.max(1) {
-        let s = score(&baseline::random(&train, val.len(), seed))?;
+        let cands = baseline::random(&train, val.len(), seed);
+        let s = score(&cands)?;
         per_seed.push((seed, s.bleu[3], s.cider_d));
         runs.push(s);
+        if seed == 0 {
+            first_draw = cands;
+        }
     }
     rows.push(Row {
         name: "random impression",
@@ -105,6 +116,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ),
         scores: baseline::average(&runs),
         per_seed,
+        candidates_file: "random_seed0.txt",
+        candidates: first_draw,
     });
 
     let (nn, fallbacks) = baseline::nearest_indication(&train, &val, &top);
@@ -118,6 +131,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ),
         scores: score(&nn)?,
         per_seed: Vec::new(),
+        candidates_file: "nearest_indication.txt",
+        candidates: nn,
     });
 
     let table =
@@ -148,13 +163,28 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         target: "impression",
         rows,
     };
-    for (name, text) in [
+    // One text per line, same order, so `cxr-train score` can rescore any row.
+    let lines = |texts: &mut dyn Iterator<Item = &String>| {
+        texts
+            .map(|t| t.replace(['\n', '\r'], " ") + "\n")
+            .collect::<String>()
+    };
+    let mut files = vec![
         ("baselines.json", serde_json::to_string_pretty(&output)?),
         ("baselines.md", md),
-    ] {
+        ("val_references.txt", lines(&mut refs.iter())),
+        ("val_uids.txt", lines(&mut val.iter().map(|v| &v.uid))),
+    ];
+    for r in &output.rows {
+        files.push((r.candidates_file, lines(&mut r.candidates.iter())));
+    }
+    for (name, text) in files {
         let path = a.out.join(name);
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
-    println!("wrote {}", a.out.join("baselines.{json,md}").display());
+    println!(
+        "wrote baselines.json, baselines.md and the candidate/reference texts to {}",
+        a.out.display()
+    );
     Ok(())
 }

@@ -63,6 +63,9 @@ pub struct Args {
     /// Continue the run in --out from its last checkpoint and schedule.
     #[arg(long)]
     pub resume: bool,
+    /// Stop after this many epochs (the run can be continued with --resume).
+    #[arg(long)]
+    pub stop_after: Option<usize>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -117,7 +120,7 @@ impl Args {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let cfg = a.config();
-    let best = train::train(&cfg, &a.out, a.resume)?;
+    let best = train::train(&cfg, &a.out, a.resume, a.stop_after)?;
     println!(
         "best epoch {}: mean AUROC {:.3}, clinical micro-F1 {:.3}, BLEU-4 {:.3}, distinct impressions {}",
         best.epoch,

@@ -206,3 +206,43 @@ fn tract_matches_tch_attention() {
 fn tract_matches_tch_merge() {
     tch_tract_parity(DecoderKind::Merge);
 }
+
+fn tiny_run_config() -> crate::train::TrainConfig {
+    let mut cfg = crate::cmd_train::tests_config();
+    cfg.model = tiny_config(DecoderKind::Attention, 0);
+    cfg.preprocess.size = cfg.model.input_size;
+    cfg.data.nih = Some(fixture_dir());
+    cfg.data.reports =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/iu/ecgen-radiology");
+    cfg.data.val_percent = 40;
+    cfg.data.min_count = 1;
+    cfg.epochs = 2;
+    cfg.batch = 4;
+    cfg.threads = 1;
+    cfg
+}
+
+fn history(dir: &std::path::Path) -> Vec<crate::train::EpochRecord> {
+    serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn resume_continues_the_same_schedule() {
+    let cfg = tiny_run_config();
+    let full = tempfile::tempdir().unwrap();
+    crate::train::train(&cfg, full.path(), false, None).unwrap();
+    let split = tempfile::tempdir().unwrap();
+    crate::train::train(&cfg, split.path(), false, Some(1)).unwrap();
+    assert_eq!(history(split.path()).len(), 1);
+    crate::train::train(&cfg, split.path(), true, None).unwrap();
+    let (a, b) = (history(full.path()), history(split.path()));
+    assert_eq!(a.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(b.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![1, 2]);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.lr, y.lr, "epoch {} learning rate", x.epoch);
+    }
+    // The run folder has everything a user looks at.
+    for f in ["config.json", "splits.json", "metrics.json", "best/model.safetensors", "best/thresholds.json", "last/vocab.json"] {
+        assert!(split.path().join(f).exists(), "{f} missing");
+    }
+}

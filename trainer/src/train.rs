@@ -95,7 +95,14 @@ pub fn save_checkpoint(vs: &nn::VarStore, model: &ModelConfig, vocab: &Vocab, di
 }
 
 /// Train a run into `out`; returns the best validation record.
-pub fn train(cfg: &TrainConfig, out: &Path, resume: bool) -> Result<EpochRecord> {
+/// `stop_after` ends the run after that many epochs of this invocation, leaving
+/// a state `--resume` continues (for runs split across sessions).
+pub fn train(
+    cfg: &TrainConfig,
+    out: &Path,
+    resume: bool,
+    stop_after: Option<usize>,
+) -> Result<EpochRecord> {
     tch::set_num_threads(cfg.threads as i32);
     tch::manual_seed(cfg.seed as i64);
     let data = data::load(&cfg.data)?;
@@ -150,7 +157,12 @@ pub fn train(cfg: &TrainConfig, out: &Path, resume: bool) -> Result<EpochRecord>
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ state.next_epoch as u64);
     let vocab = &data.vocab;
 
+    let first_epoch = state.next_epoch;
     for epoch in state.next_epoch..cfg.epochs {
+        if stop_after.is_some_and(|n| epoch - first_epoch >= n) {
+            eprintln!("stopping after {} epochs; continue with --resume", epoch - first_epoch);
+            break;
+        }
         let started = Instant::now();
         let mut order: Vec<usize> = (0..data.train.len()).collect();
         order.shuffle(&mut rng);

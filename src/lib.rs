@@ -28,3 +28,4 @@ pub mod scp;
 pub mod export;
 pub mod bundle;
 pub mod metrics;
+pub mod reporter;

@@ -7,3 +7,4 @@ mod bundle;
 mod labeller;
 mod decode;
 mod input;
+mod reporter;

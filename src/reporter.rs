@@ -1,0 +1,312 @@
+//! From a decoded radiograph to a [`Report`]: preprocess with the manifest's
+//! options, encode, decode the impression, score the findings, time every stage.
+//!
+//! [`Reporter::open`] trusts a bundle only after [`Bundle::open`] has checked its
+//! manifest and hashes, then loads the tract runtime and the vocabulary;
+//! [`Reporter::from_parts`] takes any [`Runtime`] (the scripted fake in tests), so
+//! everything here is tested without a model. A `Reporter` is `Sync`: the server
+//! shares one between its worker threads.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use thiserror::Error;
+
+use crate::bundle::{self, Bundle, BundleError, Manifest};
+use crate::decode::{self, DecodeError, DecodeOptions, Strategy};
+use crate::input::{self, InputError, Radiograph, ValidateOptions};
+use crate::model_config::{DecoderKind, ModelConfig};
+use crate::preprocess::PreprocessOptions;
+use crate::report::{Finding, Heatmap, Report, Timings};
+use crate::runtime::tract::{TractOptions, TractRuntime};
+use crate::runtime::{Runtime, RuntimeError};
+use crate::text::{Vocab, VocabError};
+use crate::Observation;
+
+/// Threshold used for an observation the manifest gives none for.
+pub const DEFAULT_THRESHOLD: f32 = 0.5;
+
+/// How the device runs a bundle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReporterOptions {
+    /// Beam width; 1 decodes greedily.
+    pub beam: usize,
+    /// Forbid repeating any n-gram of this size in the impression (0 = off).
+    pub no_repeat_ngram: usize,
+    /// Threads for tract's matrix products.
+    pub threads: usize,
+}
+
+impl Default for ReporterOptions {
+    fn default() -> Self {
+        ReporterOptions {
+            beam: 3,
+            no_repeat_ngram: 3,
+            threads: 1,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ReporterError {
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error(transparent)]
+    Vocab(#[from] VocabError),
+    #[error("{path}: {message}")]
+    Mismatch { path: PathBuf, message: String },
+    #[error("{0}")]
+    Options(String),
+}
+
+#[derive(Debug, Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("{input}: encoder failed: {source}")]
+    Encode {
+        input: String,
+        #[source]
+        source: RuntimeError,
+    },
+    #[error("{input}: decoding failed: {source}")]
+    Decode {
+        input: String,
+        #[source]
+        source: DecodeError,
+    },
+    #[error("{input}: the encoder gave {got} findings logits, expected {expected}")]
+    Findings {
+        input: String,
+        expected: usize,
+        got: usize,
+    },
+}
+
+/// What one study costs, beyond the report itself (for `bench`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Stats {
+    pub decoder_steps: usize,
+    pub tokens: usize,
+}
+
+pub struct Reporter {
+    runtime: Box<dyn Runtime + Send + Sync>,
+    vocab: Vocab,
+    model: ModelConfig,
+    preprocess: PreprocessOptions,
+    decode: DecodeOptions,
+    thresholds: [f32; ModelConfig::FINDINGS],
+    model_id: String,
+    bundle_hash: String,
+}
+
+impl Reporter {
+    /// Open and verify the bundle in `dir` and load its model for this CPU.
+    pub fn open(dir: &Path, options: &ReporterOptions) -> Result<Reporter, ReporterError> {
+        let bundle = Bundle::open(dir)?;
+        let tract = TractOptions {
+            threads: options.threads.max(1),
+            ..TractOptions::default()
+        };
+        let runtime = TractRuntime::load_with(&bundle, &tract)?;
+        let m = bundle.manifest();
+        let vocab = Vocab::load(&bundle.path(&m.vocab.file))?;
+        let manifest_path = bundle.path(bundle::MANIFEST);
+        let bytes = std::fs::read(&manifest_path).map_err(|source| BundleError::Io {
+            path: manifest_path.clone(),
+            source,
+        })?;
+        let hash = bundle::sha256_hex(&bytes);
+        Self::from_parts(Box::new(runtime), m, vocab, hash, options).map_err(|e| match e {
+            ReporterError::Mismatch { message, .. } => ReporterError::Mismatch {
+                path: manifest_path,
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Assemble a reporter from a runtime and a manifest, e.g. a scripted fake.
+    pub fn from_parts(
+        runtime: Box<dyn Runtime + Send + Sync>,
+        manifest: &Manifest,
+        vocab: Vocab,
+        bundle_hash: String,
+        options: &ReporterOptions,
+    ) -> Result<Reporter, ReporterError> {
+        let model = manifest.model.clone();
+        let mismatch = |message: String| ReporterError::Mismatch {
+            path: PathBuf::from(bundle::MANIFEST),
+            message,
+        };
+        if vocab.len() != model.vocab_size {
+            return Err(mismatch(format!(
+                "the vocabulary has {} tokens, the model {}",
+                vocab.len(),
+                model.vocab_size
+            )));
+        }
+        if manifest.max_len == 0 || manifest.max_len > decode::MAX_LEN {
+            return Err(mismatch(format!(
+                "maximum length {} is outside 1..={}",
+                manifest.max_len,
+                decode::MAX_LEN
+            )));
+        }
+        let strategy = match options.beam {
+            0 => return Err(ReporterError::Options("beam width must be at least 1".into())),
+            1 => Strategy::Greedy,
+            w if w <= decode::MAX_BEAM => Strategy::Beam { width: w },
+            w => {
+                return Err(ReporterError::Options(format!(
+                    "beam width {w} is above the supported {}",
+                    decode::MAX_BEAM
+                )))
+            }
+        };
+        let decode = DecodeOptions {
+            no_repeat_ngram: options.no_repeat_ngram,
+            // Padding and unknown words carry no meaning in a report.
+            suppress: vec![Vocab::PAD, Vocab::UNK],
+            ..DecodeOptions::new(manifest.vocab.bos_id, manifest.vocab.eos_id, manifest.max_len)
+        }
+        .with_strategy(strategy);
+        let mut thresholds = [DEFAULT_THRESHOLD; ModelConfig::FINDINGS];
+        for o in Observation::ALL {
+            if let Some(t) = manifest.threshold(o) {
+                thresholds[o.index()] = t;
+            }
+        }
+        Ok(Reporter {
+            runtime,
+            vocab,
+            model,
+            preprocess: manifest.preprocess.clone(),
+            decode,
+            thresholds,
+            model_id: manifest.model_id.clone(),
+            bundle_hash,
+        })
+    }
+
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    pub fn bundle_hash(&self) -> &str {
+        &self.bundle_hash
+    }
+
+    pub fn model(&self) -> &ModelConfig {
+        &self.model
+    }
+
+    /// Read, decode and validate an image file, then report on it; the file
+    /// decoding time is part of the report's timings.
+    pub fn report_file(&self, path: &Path, validate: &ValidateOptions) -> Result<Report, ReportError> {
+        let start = Instant::now();
+        let radiograph = input::decode_file(path, validate)?;
+        let decode_image_ms = ms(start);
+        let (mut report, _) = self.report_with_stats(&radiograph)?;
+        report.timings.decode_image_ms = decode_image_ms;
+        report.timings.total_ms += decode_image_ms;
+        Ok(report)
+    }
+
+    /// Report on one radiograph.
+    pub fn report(&self, radiograph: &Radiograph) -> Result<Report, ReportError> {
+        self.report_with_stats(radiograph).map(|(r, _)| r)
+    }
+
+    /// [`report`](Self::report), also returning the decoding effort.
+    pub fn report_with_stats(&self, radiograph: &Radiograph) -> Result<(Report, Stats), ReportError> {
+        let input = &radiograph.info.source;
+        let start = Instant::now();
+        let tensor = self.preprocess.apply(&radiograph.image);
+        let preprocess_ms = ms(start);
+
+        let t = Instant::now();
+        let encoded = self.runtime.encode(&tensor).map_err(|source| ReportError::Encode {
+            input: input.clone(),
+            source,
+        })?;
+        let encoder_ms = ms(t);
+        if encoded.findings.len() != ModelConfig::FINDINGS {
+            return Err(ReportError::Findings {
+                input: input.clone(),
+                expected: ModelConfig::FINDINGS,
+                got: encoded.findings.len(),
+            });
+        }
+
+        let t = Instant::now();
+        let decoded = decode::decode(self.runtime.as_ref(), &encoded, &self.decode).map_err(|source| {
+            ReportError::Decode {
+                input: input.clone(),
+                source,
+            }
+        })?;
+        let impression = self.vocab.decode(&decoded.tokens);
+        let decoder_ms = ms(t);
+
+        let findings = Observation::ALL
+            .into_iter()
+            .map(|o| {
+                let score = sigmoid(encoded.findings[o.index()]);
+                let threshold = self.thresholds[o.index()];
+                Finding {
+                    observation: o,
+                    score,
+                    threshold,
+                    flagged: score >= threshold,
+                }
+            })
+            .collect();
+        let side = self.model.grid_side();
+        let heatmap = match self.model.decoder {
+            DecoderKind::Attention => decoded
+                .mean_attention()
+                .filter(|m| m.len() == side * side)
+                .map(|values| Heatmap { side, values }),
+            DecoderKind::Merge => None,
+        };
+        let stats = Stats {
+            decoder_steps: decoded.steps,
+            tokens: decoded.tokens.len(),
+        };
+        let report = Report {
+            study: radiograph.info.clone(),
+            impression,
+            findings,
+            heatmap,
+            timings: Timings {
+                decode_image_ms: 0.0,
+                preprocess_ms,
+                encoder_ms,
+                decoder_ms,
+                total_ms: ms(start),
+            },
+            model_id: self.model_id.clone(),
+            bundle_hash: self.bundle_hash.clone(),
+            generated_at: now_rfc3339(),
+        };
+        Ok((report, stats))
+    }
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+/// The current UTC time as RFC 3339 with milliseconds.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(now.millisecond() as u32 * 1_000_000).unwrap_or(now);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}

@@ -8,3 +8,4 @@ mod labeller;
 mod decode;
 mod input;
 mod reporter;
+mod metrics;

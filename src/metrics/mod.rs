@@ -79,6 +79,16 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// The text the n-gram metrics see: normalised with the preset, or as given.
+    pub fn prepare(&self, text: &str) -> String {
+        match self.preset {
+            Some(p) => normalize(text, p),
+            None => text.to_owned(),
+        }
+    }
+}
+
 /// All metrics of one candidate corpus against its references.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
@@ -172,12 +182,8 @@ fn score(
     source: ReferenceSource,
     options: &Options,
 ) -> Result<Scores, MetricsError> {
-    let prepare = |t: &String| match options.preset {
-        Some(p) => normalize(t, p),
-        None => t.clone(),
-    };
-    let cands: Vec<String> = candidates.iter().map(prepare).collect();
-    let refs: Vec<String> = references.iter().map(prepare).collect();
+    let cands: Vec<String> = candidates.iter().map(|t| options.prepare(t)).collect();
+    let refs: Vec<String> = references.iter().map(|t| options.prepare(t)).collect();
     let cand_tokens: Vec<Vec<&str>> = cands
         .iter()
         .map(|t| t.split_whitespace().collect())

@@ -8,6 +8,7 @@ use cxr_edge::bundle::{self, BuildOptions, Bundle, ObservationThreshold};
 use cxr_edge::model_config::BN_EPS;
 use cxr_edge::runtime::tract::{ModelSource, TractOptions, TractRuntime};
 use cxr_edge::runtime::{EncoderOutput, Runtime};
+use cxr_edge::text::Vocab;
 use cxr_edge::{DecoderKind, ModelConfig, Observation};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use safetensors::{tensor::TensorView, Dtype};
@@ -322,12 +323,10 @@ fn build_bundle(c: &ModelConfig, seed: u64, out: &Path) -> (Params, Bundle) {
     let params = random_params(c, seed);
     write_checkpoint(tmp.path(), c, &params);
     let vocab = tmp.path().join("vocab.json");
-    std::fs::write(
-        &vocab,
-        br#"["<pad>","<bos>","<eos>","the","heart","is","normal","lungs","are","clear","."]"#,
-    )
-    .unwrap();
-    let mut options = BuildOptions::new("tiny-test", 1, 2);
+    Vocab::build(["the heart is normal", "lungs are clear"], 1)
+        .save(&vocab)
+        .unwrap();
+    let mut options = BuildOptions::new("tiny-test", Vocab::BOS, Vocab::EOS);
     options.preprocess.size = c.input_size;
     options.thresholds = Observation::ALL
         .iter()
@@ -489,6 +488,31 @@ fn committed_bundle_reproduces_its_parity_file() {
     assert!(report.max_abs_diff <= 1e-4, "{report:?}");
     assert!(report.tokens_match, "{report:?}");
     assert!(bundle.describe().contains("tiny-test"));
+
+    // The comparison does see a difference.
+    let mut parity = bundle.parity().unwrap();
+    parity.steps[1].logits[3] += 0.01;
+    let report = parity.check(&runtime).unwrap();
+    assert!(report.max_abs_diff > 0.009, "{report:?}");
+    assert_eq!(report.worst, "step 1 logits");
+}
+
+#[test]
+fn vocabulary_of_the_wrong_size_is_refused() {
+    let c = tiny_config(DecoderKind::Attention);
+    let tmp = tempfile::tempdir().unwrap();
+    write_checkpoint(tmp.path(), &c, &random_params(&c, 5));
+    let vocab = tmp.path().join("vocab.json");
+    Vocab::build(["too few words"], 1).save(&vocab).unwrap();
+    let mut options = BuildOptions::new("x", Vocab::BOS, Vocab::EOS);
+    options.preprocess.size = c.input_size;
+    let err = bundle::build(tmp.path(), &vocab, &options, &tmp.path().join("out"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("vocab.json") && err.contains("7 tokens"),
+        "{err}"
+    );
 }
 
 #[test]

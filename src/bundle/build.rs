@@ -12,6 +12,7 @@ use super::{
 use crate::export;
 use crate::preprocess::PreprocessOptions;
 use crate::runtime::tract::{TractOptions, TractRuntime};
+use crate::text::Vocab;
 
 /// Everything a bundle needs besides the checkpoint and the vocabulary file.
 #[derive(Debug, Clone)]
@@ -58,7 +59,8 @@ pub fn synthetic_image(size: usize) -> Vec<f32> {
 }
 
 /// Build a bundle in `out_dir` from the checkpoint in `checkpoint_dir`
-/// (`config.json` + `model.safetensors`) and the tokenizer file `vocab`.
+/// (`config.json` + `model.safetensors`) and the tokenizer file `vocab`
+/// ([`Vocab::save`] format, as many tokens as the model's vocabulary).
 pub fn build(
     checkpoint_dir: &Path,
     vocab: &Path,
@@ -95,6 +97,21 @@ pub fn build(
         }
     }
 
+    let table = Vocab::load(vocab).map_err(|e| BundleError::Invalid {
+        path: vocab.to_owned(),
+        message: e.to_string(),
+    })?;
+    if table.len() != config.vocab_size {
+        return Err(BundleError::Invalid {
+            path: vocab.to_owned(),
+            message: format!(
+                "{} tokens, the model has a vocabulary of {}",
+                table.len(),
+                config.vocab_size
+            ),
+        });
+    }
+
     std::fs::create_dir_all(out_dir).map_err(BundleError::io(out_dir))?;
     let (enc_onnx, dec_onnx) = exported.write(out_dir)?;
     let (enc_nnef, dec_nnef) = (
@@ -103,9 +120,8 @@ pub fn build(
     );
     compile(&enc_onnx, &enc_nnef)?;
     compile(&dec_onnx, &dec_nnef)?;
-    let vocab_bytes = std::fs::read(vocab).map_err(BundleError::io(vocab))?;
     let vocab_out = out_dir.join("vocab.json");
-    std::fs::write(&vocab_out, &vocab_bytes).map_err(BundleError::io(&vocab_out))?;
+    std::fs::copy(vocab, &vocab_out).map_err(BundleError::io(vocab))?;
 
     // Expected outputs come from the ONNX graphs, so the NNEF artefacts are
     // checked against the form they were compiled from.
@@ -152,7 +168,7 @@ pub fn build(
         preprocess: options.preprocess.clone(),
         vocab: VocabEntry {
             file: "vocab.json".into(),
-            sha256: sha256_hex(&vocab_bytes),
+            sha256: table.hash(),
             bos_id: options.bos_id,
             eos_id: options.eos_id,
         },

@@ -39,7 +39,8 @@ pub struct Artefact {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VocabEntry {
     pub file: String,
-    /// sha256 of the vocabulary file (also in `files`), so reports can name it.
+    /// [`crate::text::Vocab::hash`] of the token table, so reports can name it
+    /// (the file's own hash is in `files`).
     pub sha256: String,
     pub bos_id: u32,
     pub eos_id: u32,

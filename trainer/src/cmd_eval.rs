@@ -46,6 +46,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     let cache = std::env::var_os("CXR_CACHE").map(|c| PathBuf::from(c).join("image-cache"));
     let images = data::image_tensor(&data.val, &cfg.preprocess, cache.as_deref())?;
+    let train_images = data::image_tensor(&data.train, &cfg.preprocess, cache.as_deref())?;
     let mut vs = nn::VarStore::new(tch::Device::Cpu);
     let model = CxrModel::new(&vs.root(), &model_cfg, 0.0);
     vs.load(ckpt.join("model.safetensors"))
@@ -60,6 +61,12 @@ pub fn run(a: Args) -> Result<()> {
             &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
         )?;
         table.push_str(&baseline_rows(&b));
+    }
+    for (name, s, c) in evaluate::image_baselines(&data, &train_images, &images)? {
+        table.push_str(&format!(
+            "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} | – |\n",
+            s.bleu[0], s.bleu[3], s.rouge_l, s.cider_d, c.micro.f1, s.distinct_candidates
+        ));
     }
     table.push_str(&format!(
         "| {} ({:?}, {} px) | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {:.3} |\n",

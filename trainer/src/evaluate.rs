@@ -125,25 +125,7 @@ pub fn validate(
     batch: i64,
 ) -> Result<Validation> {
     let (generated, scores) = generate(model, &data.vocab, images, batch);
-    let refs = val_references(&data.val, &data.val_reports, &data.val_pool, 7);
-    let ref_texts: Vec<String> = refs.iter().map(|t| t.text.clone()).collect();
-    let opts = Options::default();
-    let text = metrics::evaluate_with(&generated, &ref_texts, &opts)?;
-    let given: Vec<metrics::FindingMentions> = data
-        .val
-        .iter()
-        .map(|s| {
-            let mut m = [Mention::Negative; 9];
-            for (i, o) in Observation::FINDINGS.iter().enumerate() {
-                if s.labels[o.index()] {
-                    m[i] = Mention::Positive;
-                }
-            }
-            m.into()
-        })
-        .collect();
-    let clinical_vs_labels =
-        metrics::evaluate_with_labels(&generated, &ref_texts, &given, &opts)?.clinical;
+    let (text, clinical_vs_labels) = score_texts(data, &generated)?;
     let auroc: Vec<(Observation, Option<f64>)> = Observation::ALL
         .iter()
         .map(|&o| {
@@ -166,6 +148,73 @@ pub fn validate(
         scores,
         generated,
     })
+}
+
+/// Score generated texts for the validation images: text metrics against the
+/// paired reports, clinical efficacy against the images' own labels.
+pub fn score_texts(
+    data: &Dataset,
+    generated: &[String],
+) -> Result<(Scores, metrics::ClinicalScores)> {
+    let refs = val_references(&data.val, &data.val_reports, &data.val_pool, 7);
+    let ref_texts: Vec<String> = refs.iter().map(|t| t.text.clone()).collect();
+    let opts = Options::default();
+    let text = metrics::evaluate_with(generated, &ref_texts, &opts)?;
+    let given: Vec<metrics::FindingMentions> = data
+        .val
+        .iter()
+        .map(|s| {
+            let mut m = [Mention::Negative; 9];
+            for (i, o) in Observation::FINDINGS.iter().enumerate() {
+                if s.labels[o.index()] {
+                    m[i] = Mention::Positive;
+                }
+            }
+            m.into()
+        })
+        .collect();
+    let clinical = metrics::evaluate_with_labels(generated, &ref_texts, &given, &opts)?.clinical;
+    Ok((text, clinical))
+}
+
+/// The floors for image-conditioned generation on the validation images:
+/// the most frequent training impression for every image, and the impression
+/// paired with the nearest training image (cosine on 32×32 thumbnails).
+pub fn image_baselines(
+    data: &Dataset,
+    train_images: &Tensor,
+    val_images: &Tensor,
+) -> Result<Vec<(String, Scores, metrics::ClinicalScores)>> {
+    let mut counts: std::collections::HashMap<&str, usize> = Default::default();
+    for t in &data.train_reports {
+        *counts.entry(t.text.as_str()).or_default() += 1;
+    }
+    let most = counts
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        .map(|(t, _)| t.to_string())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    let frequent = vec![most; data.val.len()];
+    let (s, c) = score_texts(data, &frequent)?;
+    out.push(("most frequent impression".to_string(), s, c));
+
+    let _g = tch::no_grad_guard();
+    let thumb = |x: &Tensor| {
+        let t = x.adaptive_avg_pool2d([32, 32]).flatten(1, -1);
+        let t = &t - t.mean_dim(1, true, Kind::Float);
+        &t / t.norm_scalaropt_dim(2, [1], true).clamp_min(1e-6)
+    };
+    let sim = thumb(val_images).matmul(&thumb(train_images).transpose(0, 1));
+    let nearest: Vec<i64> = Vec::try_from(sim.argmax(1, false)).expect("indices");
+    let train_refs = val_references(&data.train, &data.train_reports, &data.train_pool, 11);
+    let nn: Vec<String> = nearest
+        .iter()
+        .map(|&i| train_refs[i as usize].text.clone())
+        .collect();
+    let (s, c) = score_texts(data, &nn)?;
+    out.push(("nearest training image (32 px cosine)".to_string(), s, c));
+    Ok(out)
 }
 
 /// Per-observation threshold maximising F1 on validation scores (0.5 when an

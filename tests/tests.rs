@@ -9,3 +9,4 @@ mod decode;
 mod input;
 mod reporter;
 mod metrics;
+mod scp;

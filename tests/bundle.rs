@@ -520,3 +520,72 @@ fn tract_runtime_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<TractRuntime>();
 }
+
+#[test]
+fn recompiling_the_committed_bundle_reproduces_it() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bundle/tiny");
+    let tmp = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), tmp.path().join(entry.file_name())).unwrap();
+    }
+    std::fs::write(tmp.path().join("encoder.nnef.tar"), b"stale").unwrap();
+    let manifest = tmp.path().join("manifest.json");
+    let original = std::fs::read_to_string(&manifest).unwrap();
+    let stale = original.replacen("\"bytes\": 35328", "\"bytes\": 5", 1);
+    let hash = Bundle::open(&src).unwrap().manifest().files["encoder.nnef.tar"]
+        .sha256
+        .clone();
+    std::fs::write(
+        &manifest,
+        stale.replacen(&hash, &cxr_edge::bundle::sha256_hex(b"stale"), 1),
+    )
+    .unwrap();
+
+    let bundle = bundle::recompile(tmp.path()).unwrap();
+    assert_eq!(bundle.manifest(), Bundle::open(&src).unwrap().manifest());
+}
+
+/// Load and latency figures for the default architecture (random weights).
+/// Run with `cargo test --release --test tests bundle::figures -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn figures() {
+    use std::time::Instant;
+    let mut c = ModelConfig::default();
+    c.vocab_size = 11;
+    let threads: usize = std::env::var("THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(1);
+    let dir = tempfile::tempdir().unwrap();
+    let (_, bundle) = build_bundle(&c, 1, dir.path());
+    let m = bundle.manifest();
+    let size = |f: &str| m.files[f].bytes as f64 / 1e6;
+    println!(
+        "sizes MB: encoder onnx {:.2} nnef {:.2}; decoder onnx {:.2} nnef {:.2}",
+        size("encoder.onnx"),
+        size("encoder.nnef.tar"),
+        size("decoder.onnx"),
+        size("decoder.nnef.tar")
+    );
+    for source in [ModelSource::Onnx, ModelSource::Nnef] {
+        let t = Instant::now();
+        let rt = TractRuntime::load_with(&bundle, &TractOptions { threads, source }).unwrap();
+        let load = t.elapsed();
+        let image = random_image(c.input_size, 3);
+        let enc = rt.encode(&image).unwrap();
+        let t = Instant::now();
+        for _ in 0..10 {
+            rt.encode(&image).unwrap();
+        }
+        let encode = t.elapsed() / 10;
+        let mut state = enc.h0.clone();
+        let t = Instant::now();
+        for i in 0..100 {
+            state = rt.step(i % 11, &state, &enc).unwrap().state;
+        }
+        let step = t.elapsed() / 100;
+        println!("{source:?} ({threads} threads): load {load:?}, encoder {encode:?}, decoder step {step:?}");
+    }
+}

@@ -187,8 +187,50 @@ pub fn build(
         provenance: options.provenance.clone(),
         metrics: options.metrics.clone(),
     };
-    let manifest_path = out_dir.join(MANIFEST);
-    let text = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
-    std::fs::write(&manifest_path, text).map_err(BundleError::io(&manifest_path))?;
+    write_manifest(out_dir, &manifest)?;
     Bundle::open(out_dir)
+}
+
+fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), BundleError> {
+    let path = dir.join(MANIFEST);
+    let text = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
+    std::fs::write(&path, text).map_err(BundleError::io(&path))
+}
+
+/// Recompile a bundle's NNEF artefacts from its ONNX graphs with this build's
+/// tract (NNEF is tied to the tract version), then rewrite the hashes and the
+/// tract version in the manifest. The bundle must verify before and after.
+pub fn recompile(dir: &Path) -> Result<Bundle, BundleError> {
+    let bundle = Bundle::open(dir)?;
+    let mut manifest = bundle.manifest().clone();
+    let fp32 = manifest
+        .fp32()
+        .cloned()
+        .ok_or_else(|| BundleError::Invalid {
+            path: dir.join(MANIFEST),
+            message: "no fp32 artefact".into(),
+        })?;
+    compile(&dir.join(&manifest.onnx_encoder), &dir.join(&fp32.encoder))?;
+    compile(&dir.join(&manifest.onnx_decoder), &dir.join(&fp32.decoder))?;
+    // Quantized artefacts cannot be rebuilt from the fp32 ONNX alone.
+    manifest
+        .artefacts
+        .retain(|a| a.precision == Precision::Fp32);
+    let keep: BTreeSet<String> = manifest
+        .referenced_files()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    manifest.files.retain(|name, _| keep.contains(name));
+    for (name, entry) in manifest.files.iter_mut() {
+        let path = dir.join(name);
+        let bytes = std::fs::read(&path).map_err(BundleError::io(&path))?;
+        *entry = FileEntry {
+            sha256: sha256_hex(&bytes),
+            bytes: bytes.len() as u64,
+        };
+    }
+    manifest.tract_version = TRACT_VERSION.into();
+    write_manifest(dir, &manifest)?;
+    Bundle::open(dir)
 }

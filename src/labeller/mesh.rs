@@ -4,7 +4,8 @@
 //! heading with slash-separated qualifiers (`Pleural Effusion/right/small`,
 //! `Opacity/lung/base/left`, `normal`). [`observations`] maps them onto the ten
 //! observations, following what the labeller's phrase lists cover (CheXpert
-//! counts infiltrates, airspace disease and parenchymal scars as lung opacity,
+//! counts infiltrates, airspace disease, interstitial markings and parenchymal
+//! scars as lung opacity,
 //! and vascular congestion and heart failure under edema). The coders mark a
 //! finding without saying how sure the report is, so the labeller's "uncertain"
 //! is scored both ways.
@@ -29,6 +30,10 @@ pub fn observations<S: AsRef<str>>(terms: &[S]) -> Option<[bool; 10]> {
         let qualifiers: Vec<&str> = parts.map(str::trim).collect();
         let has = |q: &str| qualifiers.contains(&q);
         let lung = has("lung") || has("retrocardiac");
+        // The coders write a nodular density as `Density/lung/.../round`.
+        if matches!(heading, "Density" | "Opacity") && lung && has("round") {
+            out[Observation::LungLesion.index()] = true;
+        }
         let o = match heading {
             "normal" => Some(Observation::NoFinding),
             "Cardiomegaly" => Some(Observation::Cardiomegaly),
@@ -37,6 +42,8 @@ pub fn observations<S: AsRef<str>>(terms: &[S]) -> Option<[bool; 10]> {
                 Some(Observation::LungOpacity)
             }
             "Density" | "Cicatrix" if lung => Some(Observation::LungOpacity),
+            // "Prominent interstitial markings" (CheXpert: lung opacity).
+            "Markings" | "Lung" if has("interstitial") => Some(Observation::LungOpacity),
             "Nodule" | "Mass" if lung => Some(Observation::LungLesion),
             "Pulmonary Edema" | "Pulmonary Congestion" | "Heart Failure" => {
                 Some(Observation::Edema)
@@ -187,6 +194,12 @@ mod tests {
                 Observation::LungLesion,
                 Observation::PleuralEffusion
             ]
+        );
+        let round = observations(&["Density/lung/upper lobe/right/round"]).unwrap();
+        assert!(round[Observation::LungLesion.index()] && round[Observation::LungOpacity.index()]);
+        assert!(
+            observations(&["Markings/lung/interstitial/prominent"]).unwrap()
+                [Observation::LungOpacity.index()]
         );
         assert!(observations(&["No Indexing"]).is_none());
         assert!(observations::<&str>(&[]).is_none());

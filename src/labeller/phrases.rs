@@ -174,6 +174,11 @@ const TABLE: &[(&str, Target, Flag)] = &[
     ("elevated", Other, N),
     ("eventration", Other, N),
     ("scoliosis", Other, N),
+    ("dextroscoliosis", Other, N),
+    ("levoscoliosis", Other, N),
+    ("dextrocurvature", Other, N),
+    ("levocurvature", Other, N),
+    ("spondylosis", Other, N),
     ("degenera*", Other, N),
     ("calcifi*", Other, N),
     ("hyperinflat*", Other, N),
@@ -349,6 +354,10 @@ pub(crate) const UNCERTAIN_PRE: &[&str] = &[
     "correlation",
     "?",
 ];
+
+/// Uncertainty triggers whose scope is a whole comma-separated list:
+/// "differential diagnosis includes edema, atypical infection, inflammation".
+pub(crate) const UNCERTAIN_LIST: &[&str] = &["differential", "considerations", "consideration"];
 
 /// Words that, after a mention in the same clause, put it into doubt.
 pub(crate) const UNCERTAIN_POST: &[&str] = &[

@@ -70,7 +70,7 @@ pub(crate) fn find(tokens: &[Token]) -> Vec<Found> {
                             Target::Other
                         }
                         Target::Finding(Observation::Pneumonia | Observation::Edema)
-                            if before[before.len().saturating_sub(3)..]
+                            if before[before.len().saturating_sub(4)..]
                                 .iter()
                                 .any(|t| word_in(t, phrases::PAST)) =>
                         {
@@ -288,8 +288,14 @@ fn pre_uncertain(tokens: &[Token], start: usize, list_start: usize) -> bool {
     let mut i = start;
     while i > 0 {
         i -= 1;
-        if is_terminator(tokens, i) || (tokens[i].kind == Kind::Comma && i < list_start) {
+        if is_terminator(tokens, i) {
             return false;
+        }
+        if tokens[i].kind == Kind::Comma && i < list_start {
+            return (0..i)
+                .rev()
+                .take_while(|&j| !is_terminator(tokens, j))
+                .any(|j| word_in(&tokens[j], phrases::UNCERTAIN_LIST));
         }
         if word_in(&tokens[i], phrases::UNCERTAIN_PRE) {
             return true;

@@ -29,3 +29,6 @@ pub mod export;
 pub mod bundle;
 pub mod metrics;
 pub mod reporter;
+pub mod screen;
+pub mod sink;
+pub mod systemd;

@@ -10,3 +10,4 @@ mod input;
 mod reporter;
 mod metrics;
 mod scp;
+mod screen;

@@ -1,0 +1,629 @@
+//! The screen and the display sinks: golden PNG screens (pixel-exact, rewritten
+//! only with `UPDATE_GOLDEN=1`), `MockDisplay` widget patterns, the real
+//! `mipidsi` driver decoded from its SPI stream, and the framebuffer target over
+//! a `Vec` and a mapped file.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use cxr_edge::preprocess::{to_gray16, Gray16};
+use cxr_edge::report::{Finding, Heatmap, Report, StudyInfo, Timings};
+use cxr_edge::screen::{self, Canvas, Outbox, Screen, ScreenState, Status};
+use cxr_edge::sink::{self, FbFormat, FbTarget, FramebufferSink, Layout, PngSink, Sink};
+use cxr_edge::Observation;
+use embedded_graphics::mock_display::MockDisplay;
+use embedded_graphics::pixelcolor::{BinaryColor, Rgb565, Rgb888};
+use embedded_graphics::prelude::*;
+
+fn radiograph() -> Gray16 {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/screen/cxr_00000211_018.png");
+    let img = image::open(path).expect("screen fixture");
+    to_gray16(&img)
+}
+
+fn finding(observation: Observation, score: f32) -> Finding {
+    Finding {
+        observation,
+        score,
+        threshold: 0.5,
+        flagged: score >= 0.5,
+    }
+}
+
+/// A smooth blob of attention centred at `(cx, cy)` on a 16×16 grid.
+fn heatmap(cx: f32, cy: f32) -> Heatmap {
+    let side = 16;
+    let values = (0..side * side)
+        .map(|i| {
+            let (x, y) = ((i % side) as f32, (i / side) as f32);
+            let d2 = (x - cx) * (x - cx) + (y - cy) * (y - cy);
+            1.0 / (1.0 + d2 / 6.0)
+        })
+        .collect();
+    Heatmap { side, values }
+}
+
+fn report(impression: &str, findings: Vec<Finding>, heat: Option<Heatmap>) -> Report {
+    Report {
+        study: StudyInfo {
+            instance_key: "1.2.826.0.1.3680043.8.498.10".into(),
+            accession_number: Some("A24-118734".into()),
+            modality: Some("DX".into()),
+            source: "dicom://XRAY1".into(),
+            ..Default::default()
+        },
+        impression: impression.into(),
+        findings,
+        heatmap: heat,
+        timings: Timings {
+            total_ms: 1843.0,
+            ..Default::default()
+        },
+        model_id: "cxr-gru-v3".into(),
+        bundle_hash: "0".repeat(64),
+        generated_at: "2026-11-29T19:42:07Z".into(),
+    }
+}
+
+fn status() -> Status {
+    Status::new("", 0).with_outbox(Outbox::Synced)
+}
+
+const LONG: &str = "Moderate cardiomegaly, increased since the prior examination. Moderate \
+    right and small left pleural effusions with adjacent compressive atelectasis. Patchy \
+    airspace opacity in the right lower lobe, which may represent pneumonia in the \
+    appropriate clinical setting. Mild pulmonary vascular congestion without frank \
+    interstitial edema. No pneumothorax. Degenerative changes of the thoracic spine. \
+    Recommend follow-up radiograph after treatment to document resolution of the \
+    right basilar opacity.";
+
+/// The screens under test, by golden file name.
+fn screens() -> Vec<(&'static str, Screen)> {
+    let img = radiograph();
+    let normal = report(
+        "No acute cardiopulmonary abnormality. Heart size is normal. Lungs are clear.",
+        vec![
+            finding(Observation::NoFinding, 0.91),
+            finding(Observation::Cardiomegaly, 0.12),
+        ],
+        Some(heatmap(8.0, 8.0)),
+    );
+    let several = report(
+        "Cardiomegaly with bilateral pleural effusions. Right basilar opacity, possibly pneumonia.",
+        vec![
+            finding(Observation::Cardiomegaly, 0.88),
+            finding(Observation::PleuralEffusion, 0.71),
+            finding(Observation::Pneumonia, 0.58),
+            finding(Observation::Pneumothorax, 0.04),
+        ],
+        Some(heatmap(9.0, 10.5)),
+    );
+    let long_findings = vec![
+        finding(Observation::Cardiomegaly, 0.93),
+        finding(Observation::PleuralEffusion, 0.81),
+        finding(Observation::Atelectasis, 0.66),
+        finding(Observation::Pneumonia, 0.61),
+        finding(Observation::Edema, 0.55),
+    ];
+    let long = report(LONG, long_findings, Some(heatmap(5.0, 11.0)));
+    let busy = Status::new("cxr-gru-v3", 3).with_outbox(Outbox::Pending(2));
+    vec![
+        (
+            "idle",
+            Screen::idle(Status::new("cxr-gru-v3", 0).with_outbox(Outbox::Synced)),
+        ),
+        (
+            "processing",
+            Screen::processing(&normal.study, Some(&img), busy),
+        ),
+        ("normal", Screen::result(&normal, Some(&img), status())),
+        (
+            "several_findings",
+            Screen::result(&several, Some(&img), status()),
+        ),
+        ("long_page1", Screen::result(&long, Some(&img), status())),
+        (
+            "long_page2",
+            Screen::result(&long, Some(&img), status()).with_page(1),
+        ),
+        (
+            "error",
+            Screen::error(
+                "Cannot read the model bundle /var/lib/cxr-edge/model: manifest.json is missing. \
+                 Reinstall the model bundle.",
+                Status::new("", 1).with_error("model bundle missing"),
+            ),
+        ),
+        (
+            "not_chest_film",
+            Screen::not_chest_film(&normal.study, Some(&img), Status::new("cxr-gru-v3", 0)),
+        ),
+    ]
+}
+
+fn golden_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{name}.png"))
+}
+
+/// Compares `actual` with the golden PNG pixel by pixel; `UPDATE_GOLDEN=1` rewrites it.
+fn check_golden(name: &str, actual: &image::RgbImage) {
+    let path = golden_path(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        actual.save(&path).unwrap();
+        return;
+    }
+    let expected = image::open(&path)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run with UPDATE_GOLDEN=1 to create)",
+                path.display()
+            )
+        })
+        .to_rgb8();
+    assert_eq!(expected.dimensions(), actual.dimensions(), "{name}: size");
+    let differing = expected
+        .pixels()
+        .zip(actual.pixels())
+        .filter(|(a, b)| a != b)
+        .count();
+    if differing > 0 {
+        let out = std::env::temp_dir().join(format!("cxr-edge-screen-{name}.png"));
+        actual.save(&out).unwrap();
+        panic!(
+            "{name}: {differing} pixels differ from {}; actual written to {}",
+            path.display(),
+            out.display()
+        );
+    }
+}
+
+fn colour(screen: &Screen) -> Canvas<Rgb565> {
+    sink::render(screen, Layout::Colour)
+}
+
+#[test]
+fn golden_colour_screens() {
+    for (name, screen) in screens() {
+        check_golden(name, &colour(&screen).to_rgb_image());
+    }
+}
+
+#[test]
+fn golden_mono_screens() {
+    for (name, screen) in screens() {
+        if matches!(name, "idle" | "several_findings" | "long_page1" | "error") {
+            check_golden(
+                &format!("mono_{name}"),
+                &sink::render(&screen, Layout::Mono).to_rgb_image(),
+            );
+        }
+    }
+}
+
+#[test]
+fn long_impression_pages_and_wraps_around() {
+    let all = screens();
+    let long = &all.iter().find(|(n, _)| *n == "long_page1").unwrap().1;
+    let pages = screen::page_count(long);
+    assert!(pages >= 2, "{pages} pages");
+    assert_eq!(
+        screen::page_count(&all[2].1),
+        1,
+        "the normal study fits on one page"
+    );
+    let first = colour(long);
+    let second = colour(&long.clone().with_page(1));
+    assert_ne!(first, second, "page 2 shows other text");
+    assert_eq!(
+        colour(&long.clone().with_page(pages)),
+        first,
+        "pages wrap around"
+    );
+    let mut next = long.clone();
+    next.next_page();
+    assert_eq!(next.page, 1);
+    assert!(
+        screen::page_count_mono(long) > pages,
+        "the OLED needs more pages"
+    );
+}
+
+#[test]
+fn result_screen_carries_the_report() {
+    let all = screens();
+    let several = &all
+        .iter()
+        .find(|(n, _)| *n == "several_findings")
+        .unwrap()
+        .1;
+    assert_eq!(several.state, ScreenState::Result);
+    assert_eq!(several.study.as_str(), "A24-118734");
+    assert_eq!(several.time.as_str(), "19:42");
+    let names: Vec<&str> = several.labels.iter().map(|l| l.name).collect();
+    assert_eq!(names, ["Cardiomegaly", "Pleural effusion", "Pneumonia"]);
+    assert_eq!(several.status.model_id.as_str(), "cxr-gru-v3");
+    assert_eq!(several.status.latency_ms, Some(1843));
+    // A huge impression is cut, not rejected.
+    let huge = report(&"word ".repeat(2000), vec![], None);
+    let s = Screen::result(&huge, None, status());
+    assert!(s.impression.ends_with("..."));
+    assert_eq!(s.impression.len(), screen::IMPRESSION_CAP);
+}
+
+#[test]
+fn render_png_writes_what_the_panel_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, screen) = screens().swap_remove(3);
+    let path = dir.path().join("out.png");
+    screen::render_png(&screen, &path).unwrap();
+    let written = image::open(&path).unwrap().to_rgb8();
+    assert_eq!(written, colour(&screen).to_rgb_image());
+    let mut png = PngSink::new(dir.path().join("mono.png"), Layout::Mono);
+    png.show(&screen).unwrap();
+    assert_eq!(
+        image::open(dir.path().join("mono.png")).unwrap().width(),
+        128
+    );
+    let bad = screen::render_png(&screen, &dir.path().join("missing/dir/out.png")).unwrap_err();
+    assert!(bad.to_string().contains("missing/dir/out.png"), "{bad}");
+}
+
+/// Top-left 64×64 of a mono screen as drawn on a `MockDisplay`.
+fn mono_mock(screen: &Screen) -> MockDisplay<BinaryColor> {
+    let mut mock = MockDisplay::new();
+    mock.set_allow_out_of_bounds_drawing(true);
+    mock.set_allow_overdraw(true);
+    screen::draw_screen_mono(screen, &mut mock).unwrap();
+    mock
+}
+
+#[test]
+fn mono_header_widget_pattern() {
+    let error = Screen::error("x", Status::default());
+    let mock = mono_mock(&error);
+    // The inverted header row with "ERROR" in dark 6×10 letters.
+    let header: Vec<String> = (0..11)
+        .map(|y| {
+            (0..34)
+                .map(|x| match mock.get_pixel(Point::new(x, y)) {
+                    Some(BinaryColor::On) => '#',
+                    _ => '.',
+                })
+                .collect()
+        })
+        .collect();
+    let expected = [
+        "##################################",
+        "##################################",
+        "#.....#....##....###...##....#####",
+        "#.#####.###.#.###.#.###.#.###.####",
+        "#.#####.###.#.###.#.###.#.###.####",
+        "#....##....##....##.###.#....#####",
+        "#.#####.#.###.#.###.###.#.#.######",
+        "#.#####.##.##.##.##.###.#.##.#####",
+        "#.....#.###.#.###.##...##.###.####",
+        "##################################",
+        "##################################",
+    ];
+    assert_eq!(header, expected, "\n{}", header.join("\n"));
+}
+
+#[test]
+fn colour_header_and_labels_widget() {
+    let all = screens();
+    let several = &all
+        .iter()
+        .find(|(n, _)| *n == "several_findings")
+        .unwrap()
+        .1;
+    let mut mock: MockDisplay<Rgb565> = MockDisplay::new();
+    mock.set_allow_out_of_bounds_drawing(true);
+    mock.set_allow_overdraw(true);
+    screen::draw_screen(several, &mut mock).unwrap();
+    // Header background is one colour across the top-left block, with white text on it.
+    let header_bg = mock.get_pixel(Point::new(0, 0)).unwrap();
+    let text = mock.map(|c| {
+        if c == header_bg {
+            BinaryColor::Off
+        } else {
+            BinaryColor::On
+        }
+    });
+    let lit_in_header = (0..64)
+        .flat_map(|x| (0..24).map(move |y| Point::new(x, y)))
+        .filter(|&p| text.get_pixel(p) == Some(BinaryColor::On))
+        .count();
+    assert!(
+        lit_in_header > 60,
+        "study id drawn in the header ({lit_in_header} px)"
+    );
+    // High-scoring finding label is red, the moderate one amber.
+    let canvas = colour(several);
+    let first = canvas.get(107 + 60, 40 + 1).unwrap();
+    let second = canvas.get(107 + 60, 61 + 1).unwrap();
+    assert!(first.r() > 20 && first.g() < 20, "red label: {first:?}");
+    assert!(
+        second.r() > 25 && second.g() > 30 && second.b() < 8,
+        "amber label: {second:?}"
+    );
+}
+
+mod fake_panel {
+    //! A fake SPI device and DC pin that decode the MIPI-DCS stream the real
+    //! `mipidsi` driver sends (CASET, RASET, RAMWR) into panel memory.
+
+    use super::*;
+    use embedded_hal::spi::Operation;
+
+    pub const CASET: u8 = 0x2a;
+    pub const RASET: u8 = 0x2b;
+    pub const RAMWR: u8 = 0x2c;
+
+    #[derive(Default)]
+    pub struct Panel {
+        pub dc_high: bool,
+        pub command: u8,
+        pub args: Vec<u8>,
+        pub commands: Vec<u8>,
+        pub window: (u16, u16, u16, u16),
+        pub cursor: (u16, u16),
+        pub pending: Option<u8>,
+        pub memory: Vec<u16>,
+        pub largest_write: usize,
+    }
+
+    impl Panel {
+        pub fn new() -> Rc<RefCell<Panel>> {
+            Rc::new(RefCell::new(Panel {
+                memory: vec![0; 240 * 320],
+                ..Default::default()
+            }))
+        }
+
+        fn byte(&mut self, b: u8) {
+            if !self.dc_high {
+                self.command = b;
+                self.commands.push(b);
+                self.args.clear();
+                self.pending = None;
+                if b == RAMWR {
+                    self.cursor = (self.window.0, self.window.2);
+                }
+                return;
+            }
+            match self.command {
+                RAMWR => match self.pending.take() {
+                    None => self.pending = Some(b),
+                    Some(hi) => {
+                        let (x, y) = self.cursor;
+                        if (x as usize) < 240 && (y as usize) < 320 {
+                            self.memory[y as usize * 240 + x as usize] =
+                                u16::from_be_bytes([hi, b]);
+                        }
+                        self.cursor = if x >= self.window.1 {
+                            (self.window.0, y + 1)
+                        } else {
+                            (x + 1, y)
+                        };
+                    }
+                },
+                CASET | RASET => {
+                    self.args.push(b);
+                    if self.args.len() == 4 {
+                        let a = u16::from_be_bytes([self.args[0], self.args[1]]);
+                        let e = u16::from_be_bytes([self.args[2], self.args[3]]);
+                        if self.command == CASET {
+                            (self.window.0, self.window.1) = (a, e);
+                        } else {
+                            (self.window.2, self.window.3) = (a, e);
+                        }
+                    }
+                }
+                _ => self.args.push(b),
+            }
+        }
+    }
+
+    pub struct Spi(pub Rc<RefCell<Panel>>);
+    pub struct Dc(pub Rc<RefCell<Panel>>);
+    pub struct NoDelay;
+
+    impl embedded_hal::spi::ErrorType for Spi {
+        type Error = core::convert::Infallible;
+    }
+
+    impl embedded_hal::spi::SpiDevice for Spi {
+        fn transaction(&mut self, operations: &mut [Operation<'_, u8>]) -> Result<(), Self::Error> {
+            let mut p = self.0.borrow_mut();
+            for op in operations {
+                if let Operation::Write(bytes) = op {
+                    p.largest_write = p.largest_write.max(bytes.len());
+                    for &b in bytes.iter() {
+                        p.byte(b);
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    impl embedded_hal::digital::ErrorType for Dc {
+        type Error = core::convert::Infallible;
+    }
+
+    impl embedded_hal::digital::OutputPin for Dc {
+        fn set_low(&mut self) -> Result<(), Self::Error> {
+            self.0.borrow_mut().dc_high = false;
+            Ok(())
+        }
+        fn set_high(&mut self) -> Result<(), Self::Error> {
+            self.0.borrow_mut().dc_high = true;
+            Ok(())
+        }
+    }
+
+    impl embedded_hal::delay::DelayNs for NoDelay {
+        fn delay_ns(&mut self, _: u32) {}
+    }
+}
+
+fn panel_matches(panel: &fake_panel::Panel, canvas: &Canvas<Rgb565>) -> usize {
+    canvas
+        .pixels()
+        .iter()
+        .zip(&panel.memory)
+        .filter(|(c, &m)| c.into_storage() != m)
+        .count()
+}
+
+#[test]
+fn mipidsi_st7789_stream_matches_in_memory_render() {
+    use mipidsi::interface::SpiInterface;
+    use mipidsi::options::ColorInversion;
+
+    for (name, screen) in screens() {
+        let expected = colour(&screen);
+        // Path 1: the sink's way, one blit of the rendered canvas.
+        // Path 2: the layout drawn straight onto the driver.
+        for direct in [false, true] {
+            let panel = fake_panel::Panel::new();
+            let mut buffer = [0u8; 4096];
+            let di = SpiInterface::new(
+                fake_panel::Spi(panel.clone()),
+                fake_panel::Dc(panel.clone()),
+                &mut buffer,
+            );
+            let mut display = mipidsi::Builder::new(mipidsi::models::ST7789, di)
+                .display_size(240, 320)
+                .invert_colors(ColorInversion::Inverted)
+                .init(&mut fake_panel::NoDelay)
+                .unwrap();
+            if direct {
+                screen::draw_screen(&screen, &mut display).unwrap();
+            } else {
+                expected.blit(&mut display).unwrap();
+            }
+            let p = panel.borrow();
+            assert!(
+                p.commands.contains(&0x21),
+                "INVON sent for an inverted ST7789"
+            );
+            assert!(
+                p.largest_write <= 4096,
+                "SPI write of {} bytes",
+                p.largest_write
+            );
+            assert_eq!(
+                panel_matches(&p, &expected),
+                0,
+                "{name} (direct: {direct}): pixels differ"
+            );
+        }
+    }
+}
+
+#[test]
+fn framebuffer_target_over_a_vec_with_padded_stride() {
+    let (_, screen) = screens().swap_remove(3);
+    let expected = colour(&screen);
+    let stride = 240 * 2 + 64;
+    let mut bytes = vec![0xaau8; stride * 320];
+    let mut fb = FramebufferSink {
+        buffer: &mut bytes[..],
+        width: 240,
+        height: 320,
+        stride,
+        format: FbFormat::Rgb565,
+        layout: Layout::Colour,
+        device: "vec".into(),
+    };
+    fb.show(&screen).unwrap();
+    let target = FbTarget::new(&mut bytes, 240, 320, stride, FbFormat::Rgb565, "vec").unwrap();
+    for y in 0..320 {
+        for x in 0..240 {
+            assert_eq!(target.get(x, y), expected.get(x, y), "({x}, {y})");
+        }
+    }
+    assert_eq!(bytes[240 * 2], 0xaa, "padding after a line is left alone");
+    let too_small = FbTarget::new(
+        &mut bytes[..100],
+        240,
+        320,
+        stride,
+        FbFormat::Rgb565,
+        "/dev/fb9",
+    )
+    .err()
+    .unwrap();
+    assert!(too_small.to_string().contains("/dev/fb9"), "{too_small}");
+}
+
+#[test]
+fn framebuffer_over_a_mapped_file_xrgb8888_scaled() {
+    let (_, screen) = screens().swap_remove(2);
+    let expected = colour(&screen);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fb0");
+    // A 480×720 32-bit framebuffer: the 240×320 screen is drawn 2×, centred vertically.
+    let (w, h, stride) = (480u32, 720u32, 480 * 4);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    file.set_len((stride * h as usize) as u64).unwrap();
+    let map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap();
+    let mut fb = FramebufferSink {
+        buffer: map,
+        width: w,
+        height: h,
+        stride,
+        format: FbFormat::Xrgb8888,
+        layout: Layout::Colour,
+        device: path.display().to_string(),
+    };
+    fb.show(&screen).unwrap();
+    fb.buffer.flush().unwrap();
+    drop(fb);
+    let bytes = std::fs::read(&path).unwrap();
+    let oy = (720 - 640) / 2;
+    let mut differing = 0;
+    for y in 0..h {
+        for x in 0..w {
+            let at = y as usize * stride + x as usize * 4;
+            let got = [bytes[at + 2], bytes[at + 1], bytes[at]];
+            let want = if y < oy || y >= oy + 640 {
+                Rgb888::BLACK
+            } else {
+                expected.get(x / 2, (y - oy) / 2).unwrap().into()
+            };
+            differing += usize::from(got != [want.r(), want.g(), want.b()]);
+        }
+    }
+    assert_eq!(differing, 0);
+}
+
+#[test]
+fn display_config_without_hardware_feature_is_a_clear_error() {
+    let cfg = sink::DisplayConfig {
+        kind: sink::DisplayKind::St7789,
+        ..Default::default()
+    };
+    if cfg!(feature = "hardware") {
+        return;
+    }
+    let err = cfg
+        .open()
+        .err()
+        .expect("no hardware sinks in the default build");
+    assert!(err.to_string().contains("hardware"), "{err}");
+    let none = sink::DisplayConfig::default().open();
+    assert!(none.is_ok());
+}

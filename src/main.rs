@@ -1,21 +1,47 @@
-//! `cxr-edge`: the device binary. Subcommands are added by their modules.
+//! `cxr-edge`: the device binary. Each subcommand lives in `src/cli/`: its clap
+//! arguments are plain data, resolved once into a checked config before anything
+//! runs, so the library never sees clap types.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cli;
+
+/// Counts heap bytes so `bench` can report the peak memory of one study.
+#[global_allocator]
+static ALLOCATOR: cli::alloc::Counting = cli::alloc::Counting;
+
 #[derive(Parser)]
-#[command(name = "cxr-edge", version, about = "Offline chest X-ray report generation")]
+#[command(
+    name = "cxr-edge",
+    version,
+    about = "Offline chest X-ray report generation"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Report on radiograph files (PNG, JPEG, DICOM): impression and flagged findings.
+    Report(cli::report::Args),
+    /// Verify a model bundle and describe it.
+    Info(cli::info::InfoArgs),
+    /// Compile an ONNX graph to NNEF ahead of time, so the board needs no ONNX parser.
+    Compile(cli::info::CompileArgs),
+    /// Per-stage latency and peak memory per study, at several thread counts.
+    Bench(cli::bench::Args),
+}
 
 fn run() -> anyhow::Result<()> {
-    match Cli::parse().command {}
+    match Cli::parse().command {
+        Command::Report(args) => cli::report::run(args),
+        Command::Info(args) => cli::info::info(args),
+        Command::Compile(args) => cli::info::compile(args),
+        Command::Bench(args) => cli::bench::run(args),
+    }
 }
 
 fn main() -> ExitCode {

@@ -104,6 +104,16 @@ pub struct Reporter {
 impl Reporter {
     /// Open and verify the bundle in `dir` and load its model for this CPU.
     pub fn open(dir: &Path, options: &ReporterOptions) -> Result<Reporter, ReporterError> {
+        Self::open_wrapped(dir, options, |runtime| Box::new(runtime))
+    }
+
+    /// [`open`](Self::open), letting `wrap` decorate the loaded runtime (e.g. to
+    /// time the model alone, as `cxr-edge bench` does).
+    pub fn open_wrapped(
+        dir: &Path,
+        options: &ReporterOptions,
+        wrap: impl FnOnce(TractRuntime) -> Box<dyn Runtime + Send + Sync>,
+    ) -> Result<Reporter, ReporterError> {
         let bundle = Bundle::open(dir)?;
         let tract = TractOptions {
             threads: options.threads.max(1),
@@ -118,7 +128,7 @@ impl Reporter {
             source,
         })?;
         let hash = bundle::sha256_hex(&bytes);
-        Self::from_parts(Box::new(runtime), m, vocab, hash, options).map_err(|e| match e {
+        Self::from_parts(wrap(runtime), m, vocab, hash, options).map_err(|e| match e {
             ReporterError::Mismatch { message, .. } => ReporterError::Mismatch {
                 path: manifest_path,
                 message,

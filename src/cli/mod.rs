@@ -1,0 +1,112 @@
+//! The device binary's subcommands and what they share: finding the default
+//! bundle and the sample radiographs.
+
+pub mod alloc;
+pub mod bench;
+pub mod info;
+pub mod report;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+
+/// Environment variable naming the bundle to use when `--model` is not given.
+pub const MODEL_ENV: &str = "CXR_MODEL";
+
+/// Folders named `name` to search, nearest first: beside the executable and in
+/// each folder above it (an installed `/opt/cxr-edge/bin` finds `/opt/cxr-edge/models`),
+/// then in the source tree this binary was built from (`cargo run` on a fresh clone,
+/// whatever `CARGO_TARGET_DIR` is).
+fn candidates(name: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        out.extend(exe.ancestors().skip(1).map(|dir| dir.join(name)));
+    }
+    out.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(name));
+    out
+}
+
+/// The bundle to load: `--model`, else `$CXR_MODEL`, else the single bundle (or
+/// the one named `default`) under the first `models/` folder that holds any.
+pub fn resolve_bundle(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = explicit {
+        return Ok(dir.to_path_buf());
+    }
+    if let Some(dir) = std::env::var_os(MODEL_ENV).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let searched = candidates("models");
+    for models in &searched {
+        if let Some(dir) = pick_bundle(models)? {
+            return Ok(dir);
+        }
+    }
+    bail!(
+        "no model bundle found: pass --model DIR or set {MODEL_ENV} (searched {})",
+        searched
+            .iter()
+            .filter(|p| p.is_dir())
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// The bundle inside a `models/` folder, if it holds any.
+fn pick_bundle(models: &Path) -> anyhow::Result<Option<PathBuf>> {
+    if models.join(cxr_edge::bundle::MANIFEST).is_file() {
+        return Ok(Some(models.to_path_buf()));
+    }
+    let Ok(entries) = std::fs::read_dir(models) else {
+        return Ok(None);
+    };
+    let mut bundles: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join(cxr_edge::bundle::MANIFEST).is_file())
+        .collect();
+    bundles.sort();
+    match bundles.len() {
+        0 => Ok(None),
+        1 => Ok(bundles.pop()),
+        _ => match bundles.iter().find(|p| p.ends_with("default")) {
+            Some(d) => Ok(Some(d.clone())),
+            None => bail!(
+                "{}: several bundles ({}); choose one with --model or {MODEL_ENV}",
+                models.display(),
+                bundles
+                    .iter()
+                    .filter_map(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+    }
+}
+
+/// The sample radiographs shipped in `samples/`, sorted.
+pub fn sample_files() -> anyhow::Result<Vec<PathBuf>> {
+    for dir in candidates("samples") {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    matches!(
+                        e.to_ascii_lowercase().as_str(),
+                        "png" | "jpg" | "jpeg" | "dcm"
+                    )
+                })
+            })
+            .collect();
+        if !files.is_empty() {
+            files.sort();
+            return Ok(files);
+        }
+    }
+    bail!("no radiographs given and no samples/ folder found")
+}

@@ -627,3 +627,30 @@ fn display_config_without_hardware_feature_is_a_clear_error() {
     let none = sink::DisplayConfig::default().open();
     assert!(none.is_ok());
 }
+
+#[test]
+fn board_configs_parse_as_serve_configs() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("board");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = cxr_edge::serve::ServeConfig::parse(&text, &path.display().to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let d = &config.display;
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.contains("st7789") {
+            assert_eq!(d.kind, sink::DisplayKind::St7789, "{name}");
+            assert_eq!((d.width, d.height, d.dc), (240, 320, 25), "{name}");
+            assert!(d.invert_colors, "{name}");
+        } else {
+            assert_eq!(d.kind, sink::DisplayKind::Ssd1306, "{name}");
+            assert_eq!((d.layout, d.i2c_address), (Layout::Mono, 0x3c), "{name}");
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 4, "two boards × two displays");
+}

@@ -50,6 +50,19 @@
 //! unused: the encoder has no `h0` output, the decoder no `grid` input and no
 //! `attn` output; [`crate::runtime::Runtime`] implementations supply the zeros.
 
+//!
+//! # Findings conditioning (`findings_conditioned: true`)
+//! The decoder then writes from what the findings head flags, so the text agrees
+//! with the flags shown next to it. The checkpoint holds `dec.flag_thresholds`
+//! `[10]` (the decision thresholds chosen on validation data) and
+//! ```text
+//! flags = float(sigmoid(findings) >= dec.flag_thresholds)   (10)
+//! cond  = [pooled ; flags]                                   (C + 10)
+//! ```
+//! replaces `pooled` as the input of `dec.init_h` (attention) or `dec.img` (merge),
+//! whose weights are then `[H, C + 10]`. In training the flags are the paired
+//! report's own findings (teacher forcing); on the device they come from the head.
+
 use serde::{Deserialize, Serialize};
 
 /// BatchNorm epsilon used by the trainer and by BN folding in the exporter.
@@ -84,6 +97,10 @@ pub struct ModelConfig {
     pub vocab_size: usize,
     /// Maximum generated length in tokens (without BOS).
     pub max_len: usize,
+    /// Condition the decoder on the findings head's decisions (see the module
+    /// doc, "Findings conditioning"). Absent in older configs: `false`.
+    #[serde(default)]
+    pub findings_conditioned: bool,
 }
 
 impl Default for ModelConfig {
@@ -97,6 +114,7 @@ impl Default for ModelConfig {
             attn_dim: 128,
             vocab_size: 0,
             max_len: 40,
+            findings_conditioned: false,
         }
     }
 }
@@ -112,6 +130,11 @@ impl ModelConfig {
             s = s.div_ceil(2);
         }
         s
+    }
+
+    /// Width of the vector the decoder's start state (or image vector) is made from.
+    pub fn cond_size(&self) -> usize {
+        self.grid_channels() + if self.findings_conditioned { Self::FINDINGS } else { 0 }
     }
 
     /// Number of grid cells N.

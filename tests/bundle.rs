@@ -25,6 +25,7 @@ fn tiny_config(decoder: DecoderKind) -> ModelConfig {
         attn_dim: 3,
         vocab_size: 11,
         max_len: 6,
+        findings_conditioned: false,
     }
 }
 
@@ -478,6 +479,7 @@ fn committed_bundle_reproduces_its_parity_file() {
             attn_dim: 8,
             vocab_size: 11,
             max_len: 8,
+            findings_conditioned: false,
         };
         let _ = std::fs::remove_dir_all(&dir);
         build_bundle(&c, 2026, &dir);

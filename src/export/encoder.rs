@@ -100,13 +100,26 @@ pub(crate) fn build(config: &ModelConfig, weights: &Weights) -> Result<ModelProt
         vec![Attr::Ints("axes", vec![2, 3]), Attr::Int("keepdims", 0)],
     );
     let (hw, hb) = linear(&mut g, weights, "enc.head", c, ModelConfig::FINDINGS)?;
-    g.gemm(&pooled, &hw, &hb, Some("findings"));
+    let findings = g.gemm(&pooled, &hw, &hb, Some("findings"));
+    // The decoder's conditioning vector: the pooled features, and with findings
+    // conditioning also the head's decisions at the checkpoint's thresholds.
+    let cond = if config.findings_conditioned {
+        let t = weights.get("dec.flag_thresholds", &[ModelConfig::FINDINGS])?;
+        let t = g.init_f32("dec.flag_thresholds", &[1, ModelConfig::FINDINGS], t);
+        let p = g.unary("Sigmoid", &findings);
+        let ge = g.binary("GreaterOrEqual", &p, &t);
+        let flags = g.node("Cast", &[&ge], vec![Attr::Int("to", 1)]);
+        g.node("Concat", &[&pooled, &flags], vec![Attr::Int("axis", 1)])
+    } else {
+        pooled.clone()
+    };
+    let cin = config.cond_size();
 
     let h = config.hidden;
     match config.decoder {
         DecoderKind::Attention => {
-            let (iw, ib) = linear(&mut g, weights, "dec.init_h", c, h)?;
-            let h0 = g.gemm(&pooled, &iw, &ib, None);
+            let (iw, ib) = linear(&mut g, weights, "dec.init_h", cin, h)?;
+            let h0 = g.gemm(&cond, &iw, &ib, None);
             g.node_named("Tanh", &[&h0], "h0", vec![]);
             let a = config.attn_dim;
             let w = weights.get("dec.att_grid.weight", &[a, c])?;
@@ -117,8 +130,8 @@ pub(crate) fn build(config: &ModelConfig, weights: &Weights) -> Result<ModelProt
             g.node_named("Add", &[&proj, &b], "grid_proj", vec![]);
         }
         DecoderKind::Merge => {
-            let (mw, mb) = linear(&mut g, weights, "dec.img", c, h)?;
-            g.gemm(&pooled, &mw, &mb, Some("grid_proj"));
+            let (mw, mb) = linear(&mut g, weights, "dec.img", cin, h)?;
+            g.gemm(&cond, &mw, &mb, Some("grid_proj"));
         }
     }
     // Outputs in the order of `ENCODER_OUTPUTS`.

@@ -235,6 +235,20 @@ mod tests {
     }
 
     #[test]
+    fn exact_ties_always_go_to_the_first_study() {
+        let docs = [
+            "fever cough chest pain shortness of breath history of smoking",
+            "history of smoking shortness of breath chest pain cough fever",
+            "fall",
+        ];
+        for _ in 0..50 {
+            let m = TfIdf::fit(&docs);
+            let (i, _) = m.nearest("cough fever smoking pain").unwrap();
+            assert_eq!(i, 0);
+        }
+    }
+
+    #[test]
     fn random_is_seeded() {
         let train: Vec<Item> = (0..50)
             .map(|i| item("", "", &format!("text {i}")))

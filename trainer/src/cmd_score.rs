@@ -108,3 +108,59 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(dir: &Path, cands: &str, refs: &str, labels: Option<&str>) -> Args {
+        let write = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        Args {
+            candidates: write("cands.txt", cands),
+            references: write("refs.txt", refs),
+            labels: labels.map(|l| write("labels.csv", l)),
+            json: true,
+            preset: PresetArg::Seed,
+            uncertain: UncertainArg::Negative,
+        }
+    }
+
+    #[test]
+    fn scores_files_and_names_the_bad_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = args(
+            dir.path(),
+            "no acute disease\nheart is enlarged\n",
+            "no acute disease\ncardiomegaly\n",
+            None,
+        );
+        run(ok).unwrap();
+
+        let short = args(dir.path(), "no acute disease\n", "a\nb\n", None);
+        let e = format!("{:#}", run(short).unwrap_err());
+        assert!(
+            e.contains("cands.txt has 1 lines") && e.contains("refs.txt has 2"),
+            "{e}"
+        );
+
+        let keys: Vec<&str> = cxr_edge::Observation::FINDINGS
+            .iter()
+            .map(|o| o.key())
+            .collect();
+        let one_row = format!("{}\n1,0,0,0,0,0,0,0,0\n", keys.join(","));
+        let rows = args(dir.path(), "a\nb\n", "a\nb\n", Some(&one_row));
+        let e = format!("{:#}", run(rows).unwrap_err());
+        assert!(e.contains("labels.csv has 1 label rows"), "{e}");
+
+        let bad = args(dir.path(), "a\n", "a\n", Some("heart\n1\n"));
+        let e = format!("{:#}", run(bad).unwrap_err());
+        assert!(
+            e.contains("labels.csv") && e.contains("unknown column \"heart\""),
+            "{e}"
+        );
+    }
+}

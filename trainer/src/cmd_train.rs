@@ -57,6 +57,11 @@ pub struct Args {
     /// libtorch intra-op threads (its default spins on small machines).
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Do not condition the decoder on the findings head's decisions (the
+    /// decoder then has to infer the findings itself; measured to collapse onto
+    /// one normal template on the NIH data).
+    #[arg(long)]
+    pub unconditioned: bool,
     /// Disable training-time augmentation.
     #[arg(long)]
     pub no_augment: bool,
@@ -89,6 +94,7 @@ impl Args {
                 attn_dim: 128,
                 vocab_size: 0,
                 max_len: 40,
+                findings_conditioned: !self.unconditioned,
             },
             preprocess: PreprocessOptions {
                 size: self.size,

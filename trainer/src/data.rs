@@ -154,17 +154,8 @@ pub fn load(opts: &DataOptions) -> Result<Dataset> {
             &mut train_reports
         };
         if let Some(path) = study.images.iter().find_map(|i| i.path.clone()) {
-            let whole = format!(
-                "{} {}",
-                study.findings.as_deref().unwrap_or(""),
-                imp
-            );
-            let m = pairing::mask_from_text(&whole);
-            let mut labels = [false; 10];
-            for (i, l) in labels.iter_mut().take(9).enumerate() {
-                *l = m & (1 << i) != 0;
-            }
-            labels[9] = m == 0;
+            let whole = format!("{} {}", study.findings.as_deref().unwrap_or(""), imp);
+            let labels = pairing::labels_from_mask(pairing::mask_from_text(&whole));
             samples.push((
                 is_val,
                 Sample {
@@ -214,7 +205,10 @@ pub fn load(opts: &DataOptions) -> Result<Dataset> {
             ),
         )
     };
-    let vocab = Vocab::build(train_reports.iter().map(|t| t.text.as_str()), opts.min_count);
+    let vocab = Vocab::build(
+        train_reports.iter().map(|t| t.text.as_str()),
+        opts.min_count,
+    );
     for t in train_reports.iter_mut().chain(val_reports.iter_mut()) {
         t.tokens = vocab.encode(&t.text);
     }

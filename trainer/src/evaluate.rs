@@ -88,6 +88,7 @@ pub fn generate(
     vocab: &Vocab,
     images: &Tensor,
     batch: i64,
+    text: bool,
 ) -> (Vec<String>, Vec<[f32; 10]>) {
     let _guard = tch::no_grad_guard();
     let n = images.size()[0];
@@ -110,8 +111,10 @@ pub fn generate(
             a.copy_from_slice(row);
             scores.push(a);
         }
-        let (tokens, _) = model.greedy(&enc, Vocab::BOS as i64, Vocab::EOS as i64);
-        texts.extend(tokens.iter().map(|t| vocab.decode(t)));
+        if text {
+            let (tokens, _) = model.greedy(&enc, Vocab::BOS as i64, Vocab::EOS as i64);
+            texts.extend(tokens.iter().map(|t| vocab.decode(t)));
+        }
         start += len;
     }
     (texts, scores)
@@ -124,7 +127,11 @@ pub fn validate(
     images: &Tensor,
     batch: i64,
 ) -> Result<Validation> {
-    let (generated, scores) = generate(model, &data.vocab, images, batch);
+    // Thresholds first (chosen on these validation scores, as the bundle does),
+    // so a findings-conditioned decoder writes from the flags the device shows.
+    let (_, scores) = generate(model, &data.vocab, images, batch, false);
+    model.set_thresholds(&choose_thresholds(&scores, &data.val));
+    let (generated, _) = generate(model, &data.vocab, images, batch, true);
     let (text, clinical_vs_labels) = score_texts(data, &generated)?;
     let auroc: Vec<(Observation, Option<f64>)> = Observation::ALL
         .iter()
@@ -256,7 +263,10 @@ mod tests {
 
     #[test]
     fn auroc_matches_hand_computed_values() {
-        assert_eq!(auroc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]), Some(0.75));
+        assert_eq!(
+            auroc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]),
+            Some(0.75)
+        );
         assert_eq!(auroc(&[0.1, 0.2], &[false, true]), Some(1.0));
         assert_eq!(auroc(&[0.5, 0.5], &[false, true]), Some(0.5));
         assert_eq!(auroc(&[0.5, 0.7], &[true, true]), None);

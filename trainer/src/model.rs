@@ -92,6 +92,9 @@ pub struct CxrModel {
     emb: nn::Embedding,
     decoder: Decoder,
     out: nn::Linear,
+    /// Decision thresholds for findings conditioning (`dec.flag_thresholds`,
+    /// not trained; set from validation data before a checkpoint is saved).
+    thresholds: Option<Tensor>,
     dropout: f64,
 }
 
@@ -118,12 +121,23 @@ impl CxrModel {
             bias: false,
             ..Default::default()
         };
-        let head = nn::linear(&enc / "head", c, ModelConfig::FINDINGS as i64, Default::default());
+        let head = nn::linear(
+            &enc / "head",
+            c,
+            ModelConfig::FINDINGS as i64,
+            Default::default(),
+        );
+        let thresholds = config.findings_conditioned.then(|| {
+            let t = (&dec).ones_no_train("flag_thresholds", &[ModelConfig::FINDINGS as i64]);
+            let _ = tch::no_grad(|| t.shallow_clone().fill_(0.5));
+            t
+        });
+        let cond = config.cond_size() as i64;
         let emb = nn::embedding(&dec / "emb", v, e, Default::default());
         let (decoder, out) = match config.decoder {
             DecoderKind::Attention => (
                 Decoder::Attention {
-                    init_h: nn::linear(&dec / "init_h", c, h, Default::default()),
+                    init_h: nn::linear(&dec / "init_h", cond, h, Default::default()),
                     att_grid: nn::linear(&dec / "att_grid", c, a, Default::default()),
                     att_h: nn::linear(&dec / "att_h", h, a, no_bias),
                     att_v: nn::linear(&dec / "att_v", a, 1, no_bias),
@@ -134,7 +148,7 @@ impl CxrModel {
             ),
             DecoderKind::Merge => (
                 Decoder::Merge {
-                    img: nn::linear(&dec / "img", c, h, Default::default()),
+                    img: nn::linear(&dec / "img", cond, h, Default::default()),
                     lstm_ih: nn::linear(&dec / "lstm_ih", e, 4 * h, Default::default()),
                     lstm_hh: nn::linear(&dec / "lstm_hh", h, 4 * h, Default::default()),
                 },
@@ -148,12 +162,26 @@ impl CxrModel {
             emb,
             decoder,
             out,
+            thresholds,
             dropout,
         }
     }
 
-    /// Encode a batch of preprocessed images `[B, 1, S, S]`.
+    /// Set the findings-conditioning thresholds (no-op for unconditioned models).
+    pub fn set_thresholds(&self, t: &[f32; 10]) {
+        if let Some(th) = &self.thresholds {
+            tch::no_grad(|| th.shallow_clone().copy_(&Tensor::from_slice(t).to_device(th.device())));
+        }
+    }
+
+    /// Encode a batch of preprocessed images `[B, 1, S, S]`. For findings-
+    /// conditioned models, `flags` `[B, 10]` overrides the head's own decisions
+    /// (teacher forcing in training).
     pub fn encode(&self, images: &Tensor, mode: Mode) -> Encoded {
+        self.encode_with(images, mode, None)
+    }
+
+    pub fn encode_with(&self, images: &Tensor, mode: Mode, flags: Option<&Tensor>) -> Encoded {
         let mut x = images.shallow_clone();
         for (a, b) in &self.stages {
             x = b.forward(&a.forward(&x, mode), mode);
@@ -161,15 +189,23 @@ impl CxrModel {
         let (bsz, c, _, _) = x.size4().expect("4-d feature map");
         let grid = x.view([bsz, c, -1]).transpose(1, 2).contiguous();
         let pooled = grid.mean_dim(1, false, Kind::Float);
-        let findings = pooled
-            .dropout(self.dropout, mode.train())
-            .apply(&self.head);
+        let findings = pooled.dropout(self.dropout, mode.train()).apply(&self.head);
+        let cond = match &self.thresholds {
+            Some(t) => {
+                let f = match flags {
+                    Some(f) => f.to_kind(Kind::Float),
+                    None => findings.sigmoid().ge_tensor(t).to_kind(Kind::Float),
+                };
+                Tensor::cat(&[&pooled, &f], 1)
+            }
+            None => pooled.shallow_clone(),
+        };
         let (grid_proj, h0) = match &self.decoder {
             Decoder::Attention {
                 init_h, att_grid, ..
-            } => (grid.apply(att_grid), pooled.apply(init_h).tanh()),
+            } => (grid.apply(att_grid), cond.apply(init_h).tanh()),
             Decoder::Merge { img, .. } => (
-                pooled.apply(img),
+                cond.apply(img),
                 Tensor::zeros(
                     [bsz, self.config.state_size() as i64],
                     (Kind::Float, images.device()),
@@ -187,9 +223,7 @@ impl CxrModel {
 
     /// One decoder step for a batch of tokens `[B]` (i64) from `state`.
     pub fn step(&self, tokens: &Tensor, state: &Tensor, enc: &Encoded, mode: Mode) -> Step {
-        let e = tokens
-            .apply(&self.emb)
-            .dropout(self.dropout, mode.train());
+        let e = tokens.apply(&self.emb).dropout(self.dropout, mode.train());
         match &self.decoder {
             Decoder::Attention {
                 att_h,

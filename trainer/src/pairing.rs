@@ -30,6 +30,17 @@ pub fn mask_from_labels(labels: &[bool]) -> Mask {
         .fold(0, |m, (i, _)| m | (1 << i))
 }
 
+/// Labels in `Observation::ALL` order from a mask: the nine findings, and
+/// "no finding" when none is present.
+pub fn labels_from_mask(mask: Mask) -> [bool; 10] {
+    let mut l = [false; 10];
+    for (i, x) in l.iter_mut().take(9).enumerate() {
+        *x = mask & (1 << i) != 0;
+    }
+    l[9] = mask == 0;
+    l
+}
+
 /// Mask of a report text: positive or uncertain mentions count as present, so a
 /// report that "cannot exclude pneumonia" never pairs with a clean image.
 pub fn mask_from_text(text: &str) -> Mask {

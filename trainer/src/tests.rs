@@ -16,6 +16,10 @@ fn fixture_dir() -> PathBuf {
 }
 
 fn tiny_config(decoder: DecoderKind, vocab: usize) -> ModelConfig {
+    tiny_config_with(decoder, vocab, false)
+}
+
+fn tiny_config_with(decoder: DecoderKind, vocab: usize, findings_conditioned: bool) -> ModelConfig {
     ModelConfig {
         input_size: 32,
         channels: vec![8, 16],
@@ -25,6 +29,7 @@ fn tiny_config(decoder: DecoderKind, vocab: usize) -> ModelConfig {
         attn_dim: 16,
         vocab_size: vocab,
         max_len: 12,
+        findings_conditioned,
     }
 }
 
@@ -36,7 +41,11 @@ const REPORTS: [&str; 4] = [
 ];
 
 fn fixture_images(n: usize, size: usize) -> (Vec<Sample>, Tensor) {
-    let samples: Vec<Sample> = data::read_nih(&fixture_dir()).unwrap().into_iter().take(n).collect();
+    let samples: Vec<Sample> = data::read_nih(&fixture_dir())
+        .unwrap()
+        .into_iter()
+        .take(n)
+        .collect();
     let opts = PreprocessOptions {
         size,
         ..Default::default()
@@ -66,7 +75,10 @@ fn overfit(decoder: DecoderKind) {
         opt.backward_step(&loss);
         last = loss.double_value(&[]);
     }
-    assert!(last < first / 20.0, "loss {first} -> {last}: did not fall 20x");
+    assert!(
+        last < first / 20.0,
+        "loss {first} -> {last}: did not fall 20x"
+    );
     // BatchNorm running statistics have converged on these four images, so eval
     // mode reproduces the training reports.
     let _g = tch::no_grad_guard();
@@ -122,7 +134,9 @@ fn checkpoint_round_trip_is_bit_identical() {
 fn schedule_warms_up_then_decays() {
     let cfg = crate::cmd_train::tests_config();
     let total = 1000;
-    let lrs: Vec<f64> = (0..total).map(|s| crate::train::lr_at(&cfg, s, total)).collect();
+    let lrs: Vec<f64> = (0..total)
+        .map(|s| crate::train::lr_at(&cfg, s, total))
+        .collect();
     let peak = lrs.iter().cloned().fold(0.0, f64::max);
     assert!((peak - cfg.lr).abs() < 1e-12);
     assert!(lrs[0] < lrs[10]);
@@ -133,12 +147,15 @@ fn schedule_warms_up_then_decays() {
 fn max_abs_diff(a: &[f32], b: &Tensor) -> f32 {
     let b: Vec<f32> = Vec::try_from(b.contiguous().view([-1])).unwrap();
     assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// The trainer→device contract: the same checkpoint in libtorch and, exported and
 /// compiled to NNEF, in tract gives the same numbers and the same greedy text.
-fn tch_tract_parity(decoder: DecoderKind) {
+fn tch_tract_parity(decoder: DecoderKind, conditioned: bool) {
     use cxr_edge::bundle::{self, BuildOptions};
     use cxr_edge::runtime::tract::TractRuntime;
     use cxr_edge::runtime::Runtime;
@@ -146,10 +163,12 @@ fn tch_tract_parity(decoder: DecoderKind) {
     tch::set_num_threads(1);
     tch::manual_seed(2);
     let vocab = Vocab::build(REPORTS.iter().copied(), 1);
-    let cfg = tiny_config(decoder, vocab.len());
+    let cfg = tiny_config_with(decoder, vocab.len(), conditioned);
     let (_, images) = fixture_images(3, cfg.input_size);
     let vs = nn::VarStore::new(Device::Cpu);
     let model = CxrModel::new(&vs.root(), &cfg, 0.0);
+    // Thresholds that split this random head's scores both ways.
+    model.set_thresholds(&[0.3, 0.5, 0.7, 0.4, 0.6, 0.5, 0.45, 0.55, 0.5, 0.5]);
     {
         // Non-trivial BatchNorm statistics, so folding is exercised.
         let _g = tch::no_grad_guard();
@@ -162,7 +181,13 @@ fn tch_tract_parity(decoder: DecoderKind) {
     crate::train::save_checkpoint(&vs, &cfg, &vocab, &ckpt).unwrap();
     let mut opts = BuildOptions::new("parity-test", Vocab::BOS, Vocab::EOS);
     opts.preprocess.size = cfg.input_size;
-    let b = bundle::build(&ckpt, &ckpt.join("vocab.json"), &opts, &dir.path().join("bundle")).unwrap();
+    let b = bundle::build(
+        &ckpt,
+        &ckpt.join("vocab.json"),
+        &opts,
+        &dir.path().join("bundle"),
+    )
+    .unwrap();
     let rt = TractRuntime::load(&b).unwrap();
 
     let _g = tch::no_grad_guard();
@@ -182,8 +207,16 @@ fn tch_tract_parity(decoder: DecoderKind) {
         let mut tstate = e.h0.shallow_clone();
         for _ in 0..cfg.max_len {
             let s = rt.step(token, &state, &et).unwrap();
-            let ts = model.step(&Tensor::from_slice(&[token as i64]), &tstate, &e, Mode::Eval);
-            assert!(max_abs_diff(&s.logits, &ts.logits) <= 1e-4, "step logits differ");
+            let ts = model.step(
+                &Tensor::from_slice(&[token as i64]),
+                &tstate,
+                &e,
+                Mode::Eval,
+            );
+            assert!(
+                max_abs_diff(&s.logits, &ts.logits) <= 1e-4,
+                "step logits differ"
+            );
             assert!(max_abs_diff(&s.attn, &ts.attn) <= 1e-4, "attention differs");
             token = bundle::argmax(&s.logits);
             if token == Vocab::EOS {
@@ -193,18 +226,27 @@ fn tch_tract_parity(decoder: DecoderKind) {
             state = s.state;
             tstate = ts.state;
         }
-        assert_eq!(tract_tokens, tch_tokens[0], "greedy text differs for image {i}");
+        assert_eq!(
+            tract_tokens, tch_tokens[0],
+            "greedy text differs for image {i}"
+        );
     }
 }
 
 #[test]
 fn tract_matches_tch_attention() {
-    tch_tract_parity(DecoderKind::Attention);
+    tch_tract_parity(DecoderKind::Attention, false);
 }
 
 #[test]
 fn tract_matches_tch_merge() {
-    tch_tract_parity(DecoderKind::Merge);
+    tch_tract_parity(DecoderKind::Merge, false);
+}
+
+#[test]
+fn tract_matches_tch_findings_conditioned() {
+    tch_tract_parity(DecoderKind::Attention, true);
+    tch_tract_parity(DecoderKind::Merge, true);
 }
 
 fn tiny_run_config() -> crate::train::TrainConfig {
@@ -242,7 +284,14 @@ fn resume_continues_the_same_schedule() {
         assert_eq!(x.lr, y.lr, "epoch {} learning rate", x.epoch);
     }
     // The run folder has everything a user looks at.
-    for f in ["config.json", "splits.json", "metrics.json", "best/model.safetensors", "best/thresholds.json", "last/vocab.json"] {
+    for f in [
+        "config.json",
+        "splits.json",
+        "metrics.json",
+        "best/model.safetensors",
+        "best/thresholds.json",
+        "last/vocab.json",
+    ] {
         assert!(split.path().join(f).exists(), "{f} missing");
     }
 }

@@ -86,7 +86,12 @@ pub fn lr_at(cfg: &TrainConfig, step: usize, total: usize) -> f64 {
 
 /// Save weights + architecture to `dir` (`model.safetensors`, `config.json`,
 /// `vocab.json`): the checkpoint format the exporter reads.
-pub fn save_checkpoint(vs: &nn::VarStore, model: &ModelConfig, vocab: &Vocab, dir: &Path) -> Result<()> {
+pub fn save_checkpoint(
+    vs: &nn::VarStore,
+    model: &ModelConfig,
+    vocab: &Vocab,
+    dir: &Path,
+) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     vs.save(dir.join("model.safetensors"))?;
     std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(model)?)?;
@@ -121,7 +126,10 @@ pub fn train(
     std::fs::create_dir_all(out)?;
     let mut run_cfg = cfg.clone();
     run_cfg.model = model_cfg.clone();
-    std::fs::write(out.join("config.json"), serde_json::to_vec_pretty(&run_cfg)?)?;
+    std::fs::write(
+        out.join("config.json"),
+        serde_json::to_vec_pretty(&run_cfg)?,
+    )?;
     write_splits(&data, out)?;
     eprintln!(
         "encoder: {:.3} GMAC at {}px",
@@ -131,8 +139,10 @@ pub fn train(
 
     let device = device();
     let cache = std::env::var_os("CXR_CACHE").map(|c| PathBuf::from(c).join("image-cache"));
-    let train_images = data::image_tensor(&data.train, &cfg.preprocess, cache.as_deref())?.to_device(device);
-    let val_images = data::image_tensor(&data.val, &cfg.preprocess, cache.as_deref())?.to_device(device);
+    let train_images =
+        data::image_tensor(&data.train, &cfg.preprocess, cache.as_deref())?.to_device(device);
+    let val_images =
+        data::image_tensor(&data.val, &cfg.preprocess, cache.as_deref())?.to_device(device);
 
     let mut vs = nn::VarStore::new(device);
     let model = CxrModel::new(&vs.root(), &model_cfg, cfg.dropout);
@@ -143,7 +153,10 @@ pub fn train(
             .context("loading the last checkpoint to resume")?;
         state = serde_json::from_slice(&std::fs::read(out.join("state.json"))?)?;
         history = serde_json::from_slice(&std::fs::read(out.join("metrics.json"))?)?;
-        eprintln!("resuming at epoch {} (step {})", state.next_epoch, state.step);
+        eprintln!(
+            "resuming at epoch {} (step {})",
+            state.next_epoch, state.step
+        );
     }
     let mut opt = nn::AdamW {
         wd: cfg.weight_decay,
@@ -160,7 +173,10 @@ pub fn train(
     let first_epoch = state.next_epoch;
     for epoch in state.next_epoch..cfg.epochs {
         if stop_after.is_some_and(|n| epoch - first_epoch >= n) {
-            eprintln!("stopping after {} epochs; continue with --resume", epoch - first_epoch);
+            eprintln!(
+                "stopping after {} epochs; continue with --resume",
+                epoch - first_epoch
+            );
             break;
         }
         let started = Instant::now();
@@ -175,16 +191,22 @@ pub fn train(
         for idx in order.chunks(cfg.batch) {
             let lr = lr_at(cfg, state.step, total_steps);
             opt.set_lr(lr);
-            let ix = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
+            let ix = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>())
+                .to_device(device);
             let mut x = train_images.index_select(0, &ix);
             if let Some(aug) = &cfg.augment {
-                x = aug.apply(&x, cfg.preprocess.mean as f64, cfg.preprocess.std as f64, &mut rng);
+                x = aug.apply(
+                    &x,
+                    cfg.preprocess.mean as f64,
+                    cfg.preprocess.std as f64,
+                    &mut rng,
+                );
             }
-            let seqs: Vec<&[u32]> = idx
+            let picked: Vec<usize> = idx
                 .iter()
                 .map(|&i| {
                     let s = &data.train[i];
-                    let r = match s.own_report {
+                    match s.own_report {
                         Some(r) => r,
                         None => {
                             data.train_pool
@@ -192,13 +214,21 @@ pub fn train(
                                 .expect("non-empty pool")
                                 .0
                         }
-                    };
-                    data.train_reports[r].tokens.as_slice()
+                    }
                 })
                 .collect();
+            let seqs: Vec<&[u32]> = picked
+                .iter()
+                .map(|&r| data.train_reports[r].tokens.as_slice())
+                .collect();
+            // Teacher-forced conditioning: the paired report's own findings.
+            let flags = label_tensor(
+                picked.iter().map(|&r| pairing::labels_from_mask(data.train_reports[r].mask)).collect::<Vec<_>>().iter(),
+                device,
+            );
             let tokens = data::batch_tokens(&seqs, Vocab::BOS, Vocab::EOS).to_device(device);
             let labels = label_tensor(idx.iter().map(|&i| &data.train[i].labels), device);
-            let enc = model.encode(&x, Mode::Train);
+            let enc = model.encode_with(&x, Mode::Train, Some(&flags));
             let text_loss = model.text_loss(&enc, &tokens, Mode::Train);
             let find_loss = enc.findings.binary_cross_entropy_with_logits::<&Tensor>(
                 &labels,
@@ -212,7 +242,11 @@ pub fn train(
             opt.clip_grad_norm(cfg.clip_norm);
             opt.step();
             state.step += 1;
-            let (l, t, f) = (loss.double_value(&[]), text_loss.double_value(&[]), find_loss.double_value(&[]));
+            let (l, t, f) = (
+                loss.double_value(&[]),
+                text_loss.double_value(&[]),
+                find_loss.double_value(&[]),
+            );
             sum_loss += l;
             sum_text += t;
             sum_find += f;
@@ -268,7 +302,10 @@ pub fn train(
         }
         history.push(record);
         state.next_epoch = epoch + 1;
-        std::fs::write(out.join("metrics.json"), serde_json::to_vec_pretty(&history)?)?;
+        std::fs::write(
+            out.join("metrics.json"),
+            serde_json::to_vec_pretty(&history)?,
+        )?;
         std::fs::write(out.join("state.json"), serde_json::to_vec_pretty(&state)?)?;
         if let Err(e) = crate::plots::write(&history, out) {
             eprintln!("warning: plots not written: {e:#}");
@@ -295,7 +332,9 @@ fn thresholds_json(t: &[f32; 10]) -> serde_json::Value {
 }
 
 fn label_tensor<'a>(rows: impl Iterator<Item = &'a [bool; 10]>, device: Device) -> Tensor {
-    let flat: Vec<f32> = rows.flat_map(|r| r.iter().map(|&b| b as u8 as f32)).collect();
+    let flat: Vec<f32> = rows
+        .flat_map(|r| r.iter().map(|&b| b as u8 as f32))
+        .collect();
     Tensor::from_slice(&flat).view([-1, 10]).to_device(device)
 }
 
@@ -310,7 +349,9 @@ fn findings_pos_weight(data: &Dataset, device: Device) -> Tensor {
             ((n - p) / p.max(1.0)).clamp(1.0, 20.0)
         })
         .collect();
-    Tensor::from_slice(&w).to_device(device).to_kind(Kind::Float)
+    Tensor::from_slice(&w)
+        .to_device(device)
+        .to_kind(Kind::Float)
 }
 
 fn write_splits(data: &Dataset, out: &Path) -> Result<()> {

@@ -16,6 +16,7 @@
 pub mod eval;
 pub mod mesh;
 mod phrases;
+mod qualifiers;
 mod rules;
 mod sentence;
 

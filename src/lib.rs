@@ -32,3 +32,4 @@ pub mod reporter;
 pub mod screen;
 pub mod sink;
 pub mod systemd;
+pub mod serve;

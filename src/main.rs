@@ -33,6 +33,8 @@ enum Command {
     Compile(cli::info::CompileArgs),
     /// Per-stage latency and peak memory per study, at several thread counts.
     Bench(cli::bench::Args),
+    /// Run the unit: DICOM receiver, watched folder, crash-safe outbox, display.
+    Serve(cli::serve::Args),
 }
 
 fn run() -> anyhow::Result<()> {
@@ -41,6 +43,7 @@ fn run() -> anyhow::Result<()> {
         Command::Info(args) => cli::info::info(args),
         Command::Compile(args) => cli::info::compile(args),
         Command::Bench(args) => cli::bench::run(args),
+        Command::Serve(args) => cli::serve::run(args),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod alloc;
 pub mod bench;
 pub mod info;
 pub mod report;
+pub mod serve;
 
 use std::path::{Path, PathBuf};
 

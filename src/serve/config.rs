@@ -1,0 +1,199 @@
+//! The unit's TOML configuration for `serve`. Parsed into plain data with serde,
+//! then checked once ([`ServeConfig::check`]) before anything starts.
+//!
+//! ```toml
+//! store = "/var/lib/cxr-edge"     # inbox (received) + outbox (reports), crash-safe
+//! threads = 2                      # model threads
+//! force = false                    # read films that fail the chest-film checks
+//!
+//! [dicom]
+//! ae_title = "CXR-EDGE"
+//! bind = "0.0.0.0:11112"
+//!
+//! [watch]
+//! dir = "/srv/cxr-drop"            # PNG, JPEG or DICOM files dropped here
+//! settle_ms = 1000                 # ignore files modified more recently
+//!
+//! [display]
+//! kind = "png"                     # see crate::sink::DisplayConfig
+//! path = "/run/cxr-edge/screen.png"
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::input::ValidateOptions;
+use crate::scp::ScpConfig;
+use crate::sink::DisplayConfig;
+
+/// `[watch]`: the watched folder source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchConfig {
+    pub dir: PathBuf,
+    #[serde(default = "default_settle_ms")]
+    pub settle_ms: u64,
+}
+
+fn default_settle_ms() -> u64 {
+    1000
+}
+
+impl WatchConfig {
+    pub fn settle(&self) -> Duration {
+        Duration::from_millis(self.settle_ms)
+    }
+}
+
+/// The whole `serve` configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Store root: `inbox/` holds what was acknowledged, `outbox/` the reports.
+    pub store: PathBuf,
+    /// Model bundle folder; default: the one `report` would use.
+    #[serde(default)]
+    pub model: Option<PathBuf>,
+    /// Threads for the model (studies are processed one at a time).
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// Free bytes the store keeps in reserve before refusing new instances.
+    #[serde(default = "default_min_free")]
+    pub min_free_bytes: u64,
+    /// Read films that fail the chest-film checks (never the size limits).
+    #[serde(default)]
+    pub force: bool,
+    /// How often the loop looks at the watched folder, milliseconds.
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+    /// DICOM receiver; absent: no receiver.
+    #[serde(default)]
+    pub dicom: Option<ScpConfig>,
+    #[serde(default)]
+    pub watch: Option<WatchConfig>,
+    #[serde(default)]
+    pub display: DisplayConfig,
+}
+
+fn default_threads() -> usize {
+    1
+}
+fn default_min_free() -> u64 {
+    crate::store::StoreOptions::default().min_free_bytes
+}
+fn default_poll_ms() -> u64 {
+    500
+}
+
+/// A configuration file that cannot be used, naming the file.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: String,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{path}: {problem}")]
+    Invalid { path: String, problem: String },
+}
+
+impl ServeConfig {
+    /// Read, parse and check a configuration file.
+    pub fn load(path: &Path) -> Result<ServeConfig, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        Self::parse(&text, &name)
+    }
+
+    /// Parse and check configuration text; `name` labels errors.
+    pub fn parse(text: &str, name: &str) -> Result<ServeConfig, ConfigError> {
+        let config: ServeConfig = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: name.to_string(),
+            source,
+        })?;
+        config.check().map_err(|problem| ConfigError::Invalid {
+            path: name.to_string(),
+            problem,
+        })?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.threads == 0 {
+            return Err("threads must be at least 1".into());
+        }
+        if let Some(d) = &self.dicom {
+            let ae = d.ae_title.trim();
+            if ae.is_empty() || ae.len() > 16 || !ae.is_ascii() || ae.contains('\\') {
+                return Err(format!(
+                    "dicom.ae_title {:?} must be 1–16 ASCII characters without a backslash",
+                    d.ae_title
+                ));
+            }
+        }
+        if self.dicom.is_none() && self.watch.is_none() {
+            return Err("nothing to serve: configure [dicom], [watch] or both".into());
+        }
+        Ok(())
+    }
+
+    /// The input checks the configuration asks for.
+    pub fn validate_options(&self) -> ValidateOptions {
+        ValidateOptions {
+            force: self.force,
+            ..ValidateOptions::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let text = r#"
+            store = "/var/lib/cxr-edge"
+            threads = 2
+            [dicom]
+            ae_title = "CXR-EDGE"
+            bind = "0.0.0.0:11112"
+            [watch]
+            dir = "/srv/cxr-drop"
+            [display]
+            kind = "png"
+            path = "/run/cxr-edge/screen.png"
+        "#;
+        let c = ServeConfig::parse(text, "unit.toml").unwrap();
+        assert_eq!(c.dicom.as_ref().unwrap().bind.port(), 11112);
+        assert_eq!(c.watch.as_ref().unwrap().settle_ms, 1000);
+        assert_eq!(c.threads, 2);
+    }
+
+    #[test]
+    fn bad_files_are_named() {
+        let e = ServeConfig::parse("store = 3", "unit.toml").unwrap_err();
+        assert!(e.to_string().starts_with("unit.toml:"), "{e}");
+        let e = ServeConfig::parse("store = \"/x\"", "unit.toml").unwrap_err();
+        assert!(e.to_string().contains("nothing to serve"), "{e}");
+        let e = ServeConfig::parse(
+            "store = \"/x\"\n[dicom]\nae_title = \"WAY-TOO-LONG-AE-TITLE\"",
+            "unit.toml",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("ae_title"), "{e}");
+    }
+}

@@ -226,3 +226,23 @@ fn decode_file_names_a_missing_file() {
     assert_eq!(e.code(), "io");
     assert!(e.to_string().contains("/nonexistent/x.dcm"), "{e}");
 }
+
+#[test]
+fn committed_sample_dicom_matches_its_png() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let dcm = decode_file(&root.join("nih_00001638_000_normal.dcm"), &opts()).unwrap();
+    let png = decode_file(&root.join("nih_00001638_000_normal.png"), &opts()).unwrap();
+    assert_eq!(dcm.image.dimensions(), png.image.dimensions());
+    assert_eq!(dcm.info.modality.as_deref(), Some("CR"));
+    assert_eq!(dcm.info.view_position.as_deref(), Some("PA"));
+    // 8 → 12 bits, MONOCHROME1, window over the full range: back within ~1 %.
+    let n = png.image.len() as f64;
+    let mean_abs: f64 = dcm
+        .image
+        .iter()
+        .zip(png.image.iter())
+        .map(|(&a, &b)| (a as f64 - b as f64).abs())
+        .sum::<f64>()
+        / n;
+    assert!(mean_abs < 0.01 * 65535.0, "mean |Δ| = {mean_abs}");
+}

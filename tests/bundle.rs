@@ -320,6 +320,15 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn build_bundle(c: &ModelConfig, seed: u64, out: &Path) -> (Params, Bundle) {
+    build_bundle_with(c, seed, out, Vec::new())
+}
+
+fn build_bundle_with(
+    c: &ModelConfig,
+    seed: u64,
+    out: &Path,
+    calibration_images: Vec<Vec<f32>>,
+) -> (Params, Bundle) {
     let tmp = tempfile::tempdir().unwrap();
     let params = random_params(c, seed);
     write_checkpoint(tmp.path(), c, &params);
@@ -337,6 +346,7 @@ fn build_bundle(c: &ModelConfig, seed: u64, out: &Path) -> (Params, Bundle) {
         })
         .collect();
     options.provenance = serde_json::json!({"data": "random weights, seed", "seed": seed});
+    options.calibration_images = calibration_images;
     let bundle = bundle::build(tmp.path(), &vocab, &options, out).unwrap();
     (params, bundle)
 }
@@ -554,8 +564,10 @@ fn recompiling_the_committed_bundle_reproduces_it() {
 #[ignore]
 fn figures() {
     use std::time::Instant;
-    let mut c = ModelConfig::default();
-    c.vocab_size = 11;
+    let c = ModelConfig {
+        vocab_size: 11,
+        ..ModelConfig::default()
+    };
     let threads: usize = std::env::var("THREADS")
         .ok()
         .and_then(|t| t.parse().ok())
@@ -590,4 +602,80 @@ fn figures() {
         let step = t.elapsed() / 100;
         println!("{source:?} ({threads} threads): load {load:?}, encoder {encode:?}, decoder step {step:?}");
     }
+}
+
+/// The int8 encoder (tract's quantized conv, stored in NNEF) stays close to fp32.
+#[test]
+fn int8_encoder_tracks_fp32() {
+    use cxr_edge::export::{self, quant, Weights};
+    let mut c = tiny_config(DecoderKind::Attention);
+    c.input_size = 32;
+    c.channels = vec![8, 12];
+    let tmp = tempfile::tempdir().unwrap();
+    let params = random_params(&c, 9);
+    write_checkpoint(tmp.path(), &c, &params);
+    let weights = Weights::load(&tmp.path().join("model.safetensors")).unwrap();
+    let exported = export::export(&c, &weights).unwrap();
+    let images: Vec<Vec<f32>> = (0..8)
+        .map(|i| random_image(c.input_size, 100 + i))
+        .collect();
+    let cal = quant::calibrate(&exported.encoder, c.input_size, &images).unwrap();
+    assert_eq!(cal.relu_max.len(), 4);
+    let int8 = quant::quantize_encoder(&exported.encoder, &cal).unwrap();
+    let (enc, dec) = exported.write(tmp.path()).unwrap();
+    let q_onnx = tmp.path().join("encoder.int8.onnx");
+    std::fs::write(&q_onnx, prost::Message::encode_to_vec(&int8)).unwrap();
+    let q_nnef = tmp.path().join("encoder.int8.nnef.tar");
+    bundle::compile(&q_onnx, &q_nnef).unwrap();
+    let mut archive = tar::Archive::new(std::fs::File::open(&q_nnef).unwrap());
+    let mut graph = String::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().ends_with("graph.nnef") {
+            std::io::Read::read_to_string(&mut entry, &mut graph).unwrap();
+        }
+    }
+    assert!(
+        graph.contains("tract_core_qconv"),
+        "no quantized conv in NNEF:\n{graph}"
+    );
+
+    let opts = TractOptions::default();
+    let fp32 = TractRuntime::from_files(&c, &enc, &dec, &opts).unwrap();
+    let q = TractRuntime::from_files(&c, &q_nnef, &dec, &opts).unwrap();
+    let image = random_image(c.input_size, 7);
+    let (a, b) = (fp32.encode(&image).unwrap(), q.encode(&image).unwrap());
+    for (name, x, y) in [
+        ("grid", &a.grid, &b.grid),
+        ("findings", &a.findings, &b.findings),
+        ("h0", &a.h0, &b.h0),
+    ] {
+        let scale = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = max_diff(x, y);
+        println!("int8 vs fp32 {name}: max |Δ| {d} (max |x| {scale})");
+        assert!(d <= 0.05 * scale, "{name}: max |Δ| {d}, max |x| {scale}");
+    }
+}
+
+#[test]
+fn calibrated_bundle_runs_int8_on_aarch64_and_fp32_on_x86() {
+    use cxr_edge::bundle::Precision;
+    let c = tiny_config(DecoderKind::Attention);
+    let dir = tempfile::tempdir().unwrap();
+    let images = (0..4).map(|i| random_image(c.input_size, 50 + i)).collect();
+    let (_, b) = build_bundle_with(&c, 4, dir.path(), images);
+    let m = b.manifest();
+    assert_eq!(
+        m.artefact_for("aarch64").unwrap().precision,
+        Precision::Int8
+    );
+    assert_eq!(m.artefact_for("x86_64").unwrap().precision, Precision::Fp32);
+    let rt = TractRuntime::load(&b).unwrap();
+    let report = b.parity().unwrap().check(&rt).unwrap();
+    if rt.precision() == Precision::Fp32 {
+        assert!(report.max_abs_diff <= 1e-4, "{report:?}");
+    }
+    let before = m.clone();
+    let again = bundle::recompile(dir.path()).unwrap();
+    assert_eq!(again.manifest(), &before);
 }

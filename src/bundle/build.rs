@@ -9,10 +9,15 @@ use super::{
     compile, sha256_hex, Artefact, Bundle, BundleError, FileEntry, Manifest, ObservationThreshold,
     Parity, Precision, VocabEntry, MANIFEST, SCHEMA_VERSION, TRACT_VERSION,
 };
-use crate::export;
+use crate::export::{self, quant};
 use crate::preprocess::PreprocessOptions;
 use crate::runtime::tract::{TractOptions, TractRuntime};
 use crate::text::Vocab;
+use prost::Message;
+
+/// File names of the int8 encoder (its decoder is the fp32 one).
+const INT8_ONNX: &str = "encoder.int8.onnx";
+const INT8_NNEF: &str = "encoder.int8.nnef.tar";
 
 /// Everything a bundle needs besides the checkpoint and the vocabulary file.
 #[derive(Debug, Clone)]
@@ -29,6 +34,9 @@ pub struct BuildOptions {
     pub parity_image: Option<Vec<f32>>,
     /// Greedy decoder steps recorded in `parity.json`.
     pub parity_steps: usize,
+    /// Preprocessed images to calibrate an int8 encoder on (the aarch64
+    /// artefact); empty: fp32 only.
+    pub calibration_images: Vec<Vec<f32>>,
 }
 
 impl BuildOptions {
@@ -43,6 +51,7 @@ impl BuildOptions {
             metrics: serde_json::Value::Null,
             parity_image: None,
             parity_steps: 4,
+            calibration_images: Vec::new(),
         }
     }
 }
@@ -120,6 +129,42 @@ pub fn build(
     );
     compile(&enc_onnx, &enc_nnef)?;
     compile(&dec_onnx, &dec_nnef)?;
+    let mut artefacts = vec![Artefact {
+        precision: Precision::Fp32,
+        targets: vec!["x86_64".into(), "aarch64".into()],
+        encoder: "encoder.nnef.tar".into(),
+        decoder: "decoder.nnef.tar".into(),
+    }];
+    let mut names = vec![
+        "encoder.onnx",
+        "decoder.onnx",
+        "encoder.nnef.tar",
+        "decoder.nnef.tar",
+        "vocab.json",
+        "parity.json",
+    ];
+    if !options.calibration_images.is_empty() {
+        let cal = quant::calibrate(
+            &exported.encoder,
+            config.input_size,
+            &options.calibration_images,
+        )?;
+        let int8 = quant::quantize_encoder(&exported.encoder, &cal)?;
+        let q_onnx = out_dir.join(INT8_ONNX);
+        std::fs::write(&q_onnx, int8.encode_to_vec()).map_err(BundleError::io(&q_onnx))?;
+        compile(&q_onnx, &out_dir.join(INT8_NNEF))?;
+        // Most specific first: aarch64 runs int8, x86 keeps fp32 (TOOLCHAIN.md).
+        artefacts.insert(
+            0,
+            Artefact {
+                precision: Precision::Int8,
+                targets: vec!["aarch64".into()],
+                encoder: INT8_NNEF.into(),
+                decoder: "decoder.nnef.tar".into(),
+            },
+        );
+        names.extend([INT8_ONNX, INT8_NNEF]);
+    }
     let vocab_out = out_dir.join("vocab.json");
     std::fs::copy(vocab, &vocab_out).map_err(BundleError::io(vocab))?;
 
@@ -139,14 +184,6 @@ pub fn build(
     let parity_path = out_dir.join("parity.json");
     parity.write(&parity_path)?;
 
-    let names = [
-        "encoder.onnx",
-        "decoder.onnx",
-        "encoder.nnef.tar",
-        "decoder.nnef.tar",
-        "vocab.json",
-        "parity.json",
-    ];
     let mut files = BTreeMap::new();
     for name in names {
         let path = out_dir.join(name);
@@ -174,12 +211,7 @@ pub fn build(
         },
         max_len: config.max_len,
         observations: options.thresholds.clone(),
-        artefacts: vec![Artefact {
-            precision: Precision::Fp32,
-            targets: vec!["x86_64".into(), "aarch64".into()],
-            encoder: "encoder.nnef.tar".into(),
-            decoder: "decoder.nnef.tar".into(),
-        }],
+        artefacts,
         onnx_encoder: "encoder.onnx".into(),
         onnx_decoder: "decoder.onnx".into(),
         parity: "parity.json".into(),
@@ -212,16 +244,21 @@ pub fn recompile(dir: &Path) -> Result<Bundle, BundleError> {
         })?;
     compile(&dir.join(&manifest.onnx_encoder), &dir.join(&fp32.encoder))?;
     compile(&dir.join(&manifest.onnx_decoder), &dir.join(&fp32.decoder))?;
-    // Quantized artefacts cannot be rebuilt from the fp32 ONNX alone.
-    manifest
-        .artefacts
-        .retain(|a| a.precision == Precision::Fp32);
+    if manifest.files.contains_key(INT8_ONNX) {
+        compile(&dir.join(INT8_ONNX), &dir.join(INT8_NNEF))?;
+    } else {
+        manifest
+            .artefacts
+            .retain(|a| a.precision == Precision::Fp32);
+    }
     let keep: BTreeSet<String> = manifest
         .referenced_files()
         .iter()
         .map(|s| s.to_string())
         .collect();
-    manifest.files.retain(|name, _| keep.contains(name));
+    manifest
+        .files
+        .retain(|name, _| keep.contains(name) || name == INT8_ONNX);
     for (name, entry) in manifest.files.iter_mut() {
         let path = dir.join(name);
         let bytes = std::fs::read(&path).map_err(BundleError::io(&path))?;

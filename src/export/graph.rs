@@ -19,7 +19,7 @@ pub(crate) enum Attr {
 }
 
 impl Attr {
-    fn into_proto(self) -> AttributeProto {
+    pub(crate) fn into_proto(self) -> AttributeProto {
         match self {
             Attr::Int(name, i) => AttributeProto {
                 name: name.into(),
@@ -47,7 +47,7 @@ pub(crate) struct GraphBuilder {
     counter: usize,
 }
 
-fn value_info(name: &str, elem_type: DataType, dims: &[usize]) -> ValueInfoProto {
+pub(crate) fn value_info(name: &str, elem_type: DataType, dims: &[usize]) -> ValueInfoProto {
     let dim = dims
         .iter()
         .map(|&d| Dimension {

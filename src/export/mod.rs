@@ -13,6 +13,7 @@
 mod decoder;
 mod encoder;
 mod graph;
+pub mod quant;
 mod weights;
 
 use std::path::{Path, PathBuf};
@@ -84,6 +85,8 @@ pub enum ExportError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("int8 calibration: {0}")]
+    Calibration(String),
     #[error("invalid model config: {0}")]
     InvalidConfig(String),
 }

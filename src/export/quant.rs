@@ -1,0 +1,303 @@
+//! Post-training static int8 quantization of the encoder's conv stack.
+//!
+//! The fp32 encoder graph is rewritten: the image is quantized with plain ops
+//! (Div, Round, Add, Clip, Cast; ONNX `QuantizeLinear` has no NNEF form in
+//! tract), every Conv + ReLU pair becomes one `QLinearConv` (per-channel
+//! symmetric int8 weights, per-tensor u8 activations with zero point 0, so the
+//! u8 saturation is the ReLU), and the last activation is cast back to f32.
+//! tract turns `QLinearConv` into its own quantized conv, which NNEF stores as
+//! `tract_core_qconv`. Activation ranges come from running the fp32 graph, with
+//! every ReLU output exposed, on calibration images.
+
+use std::collections::{HashMap, HashSet};
+
+use tract_onnx::pb::{
+    tensor_proto::DataType, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto,
+};
+use tract_onnx::prelude::{tvec, Framework, InferenceModelExt, Tensor};
+
+use super::graph::{value_info, Attr};
+use super::ExportError;
+
+/// Activation ranges measured on calibration images.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calibration {
+    /// max |x| of the input image.
+    pub input_absmax: f32,
+    /// max of each conv layer's ReLU output, in graph order.
+    pub relu_max: Vec<f32>,
+}
+
+fn graph(model: &ModelProto) -> &GraphProto {
+    model.graph.as_ref().expect("exported models have a graph")
+}
+
+/// `(conv node index, relu node index)` of every Conv directly followed by a Relu.
+fn conv_relu_pairs(g: &GraphProto) -> Vec<(usize, usize)> {
+    let mut pairs = Vec::new();
+    for (i, n) in g.node.iter().enumerate() {
+        if n.op_type == "Conv" {
+            if let Some(j) = g
+                .node
+                .iter()
+                .position(|r| r.op_type == "Relu" && r.input[0] == n.output[0])
+            {
+                pairs.push((i, j));
+            }
+        }
+    }
+    pairs
+}
+
+fn calibration_error(e: impl std::fmt::Display) -> ExportError {
+    ExportError::Calibration(format!("{e:#}"))
+}
+
+/// Run the fp32 encoder on `images` (preprocessed, `S × S` each) and record ranges.
+pub fn calibrate(
+    encoder: &ModelProto,
+    size: usize,
+    images: &[Vec<f32>],
+) -> Result<Calibration, ExportError> {
+    let mut model = encoder.clone();
+    let g = model.graph.as_mut().expect("graph");
+    let taps: Vec<String> = conv_relu_pairs(g)
+        .iter()
+        .map(|&(_, j)| g.node[j].output[0].clone())
+        .collect();
+    g.output = taps
+        .iter()
+        .map(|t| ValueInfoProto {
+            name: t.clone(),
+            ..value_info(t, DataType::Float, &[])
+        })
+        .map(|mut v| {
+            // Shape left for tract to infer.
+            if let Some(tract_onnx::pb::type_proto::Value::TensorType(t)) =
+                v.r#type.as_mut().and_then(|t| t.value.as_mut())
+            {
+                t.shape = None;
+            }
+            v
+        })
+        .collect();
+    let plan = tract_onnx::onnx()
+        .model_for_proto_model(&model)
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable_with_options(&Default::default()))
+        .map_err(calibration_error)?;
+    let mut cal = Calibration {
+        input_absmax: 0.0,
+        relu_max: vec![0.0; taps.len()],
+    };
+    for image in images {
+        if image.len() != size * size {
+            return Err(ExportError::Calibration(format!(
+                "calibration image has {} values, expected {}",
+                image.len(),
+                size * size
+            )));
+        }
+        cal.input_absmax = image.iter().fold(cal.input_absmax, |m, v| m.max(v.abs()));
+        let input = Tensor::from_shape(&[1, 1, size, size], image).map_err(calibration_error)?;
+        let out = plan.run(tvec![input.into()]).map_err(calibration_error)?;
+        for (m, t) in cal.relu_max.iter_mut().zip(out.iter()) {
+            let v = t.to_plain_array_view::<f32>().map_err(calibration_error)?;
+            *m = v.iter().fold(*m, |m, x| m.max(*x));
+        }
+    }
+    Ok(cal)
+}
+
+fn f32_data(t: &TensorProto) -> Vec<f32> {
+    t.raw_data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn tensor(name: &str, dims: &[usize], dt: DataType, raw_data: Vec<u8>) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: dt as i32,
+        raw_data,
+        ..Default::default()
+    }
+}
+
+fn scalar_f32(name: &str, v: f32) -> TensorProto {
+    tensor(name, &[], DataType::Float, v.to_le_bytes().to_vec())
+}
+
+fn scalar_u8(name: &str, v: u8) -> TensorProto {
+    tensor(name, &[], DataType::Uint8, vec![v])
+}
+
+fn node(op: &str, inputs: &[&str], output: &str, attrs: Vec<Attr>) -> NodeProto {
+    NodeProto {
+        name: output.into(),
+        op_type: op.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        attribute: attrs.into_iter().map(Attr::into_proto).collect(),
+        ..Default::default()
+    }
+}
+
+/// The int8 encoder: the fp32 graph with its conv stack quantized.
+pub fn quantize_encoder(
+    encoder: &ModelProto,
+    cal: &Calibration,
+) -> Result<ModelProto, ExportError> {
+    let mut model = encoder.clone();
+    let g = model.graph.as_mut().expect("graph");
+    let pairs = conv_relu_pairs(g);
+    if pairs.len() != cal.relu_max.len() || pairs.is_empty() {
+        return Err(ExportError::Calibration(format!(
+            "{} conv layers, calibration has {}",
+            pairs.len(),
+            cal.relu_max.len()
+        )));
+    }
+    let inits: HashMap<String, TensorProto> = g
+        .initializer
+        .iter()
+        .map(|t| (t.name.clone(), t.clone()))
+        .collect();
+    let mut new_nodes = Vec::new();
+    let mut new_inits = Vec::new();
+    let mut drop_nodes = HashSet::new();
+    let mut drop_inits = HashSet::new();
+
+    // Quantize the image: u8 with zero point 128.
+    let in_scale = (cal.input_absmax / 127.0).max(f32::MIN_POSITIVE);
+    let first_x = g.node[pairs[0].0].input[0].clone();
+    new_inits.push(scalar_f32("q.in.scale", in_scale));
+    new_inits.push(scalar_u8("q.in.zp", 128));
+    new_inits.push(scalar_f32("q.in.offset", 128.0));
+    new_inits.push(scalar_f32("q.in.lo", 0.0));
+    new_inits.push(scalar_f32("q.in.hi", 255.0));
+    new_nodes.push(node("Div", &[&first_x, "q.in.scale"], "q.in.div", vec![]));
+    new_nodes.push(node("Round", &["q.in.div"], "q.in.round", vec![]));
+    new_nodes.push(node(
+        "Add",
+        &["q.in.round", "q.in.offset"],
+        "q.in.add",
+        vec![],
+    ));
+    new_nodes.push(node(
+        "Clip",
+        &["q.in.add", "q.in.lo", "q.in.hi"],
+        "q.in.clip",
+        vec![],
+    ));
+    new_nodes.push(node(
+        "Cast",
+        &["q.in.clip"],
+        "q.in",
+        vec![Attr::Int("to", DataType::Uint8 as i64)],
+    ));
+
+    let (mut x, mut x_scale, mut x_zp) = (
+        "q.in".to_string(),
+        "q.in.scale".to_string(),
+        "q.in.zp".to_string(),
+    );
+    let mut x_scale_value = in_scale;
+    let mut last_relu = String::new();
+    for (k, &(ci, ri)) in pairs.iter().enumerate() {
+        let conv = &g.node[ci];
+        let (w, b) = (&inits[&conv.input[1]], &inits[&conv.input[2]]);
+        let dims: Vec<usize> = w.dims.iter().map(|&d| d as usize).collect();
+        let (wf, bf) = (f32_data(w), f32_data(b));
+        let cout = dims[0];
+        let per = wf.len() / cout;
+        let mut w_scale = Vec::with_capacity(cout);
+        let mut wq = Vec::with_capacity(wf.len());
+        for o in 0..cout {
+            let row = &wf[o * per..(o + 1) * per];
+            let s = (row.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0).max(f32::MIN_POSITIVE);
+            w_scale.push(s);
+            wq.extend(
+                row.iter()
+                    .map(|v| (v / s).round().clamp(-127.0, 127.0) as i8 as u8),
+            );
+        }
+        let bq: Vec<u8> = bf
+            .iter()
+            .zip(&w_scale)
+            .flat_map(|(b, s)| {
+                ((*b as f64 / (x_scale_value as f64 * *s as f64)).round() as i32).to_le_bytes()
+            })
+            .collect();
+        let y_scale = (cal.relu_max[k] / 255.0).max(f32::MIN_POSITIVE);
+        let p = format!("q.l{k}");
+        new_inits.push(tensor(&format!("{p}.w"), &dims, DataType::Int8, wq));
+        new_inits.push(tensor(
+            &format!("{p}.w_scale"),
+            &[cout],
+            DataType::Float,
+            w_scale.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ));
+        new_inits.push(tensor(
+            &format!("{p}.w_zp"),
+            &[cout],
+            DataType::Int8,
+            vec![0; cout],
+        ));
+        new_inits.push(tensor(&format!("{p}.b"), &[cout], DataType::Int32, bq));
+        new_inits.push(scalar_f32(&format!("{p}.y_scale"), y_scale));
+        new_inits.push(scalar_u8(&format!("{p}.y_zp"), 0));
+        let out = format!("{p}.y");
+        let inputs = [
+            x.clone(),
+            x_scale.clone(),
+            x_zp.clone(),
+            format!("{p}.w"),
+            format!("{p}.w_scale"),
+            format!("{p}.w_zp"),
+            format!("{p}.y_scale"),
+            format!("{p}.y_zp"),
+            format!("{p}.b"),
+        ];
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let mut n = node("QLinearConv", &inputs, &out, vec![]);
+        n.attribute = conv.attribute.clone();
+        new_nodes.push(n);
+        drop_nodes.insert(ci);
+        drop_nodes.insert(ri);
+        drop_inits.insert(conv.input[1].clone());
+        drop_inits.insert(conv.input[2].clone());
+        last_relu = g.node[ri].output[0].clone();
+        (x, x_scale, x_zp) = (out, format!("{p}.y_scale"), format!("{p}.y_zp"));
+        x_scale_value = y_scale;
+    }
+    // Back to f32 under the last ReLU's name, for the unchanged tail.
+    new_nodes.push(node(
+        "Cast",
+        &[&x],
+        "q.out.f32",
+        vec![Attr::Int("to", DataType::Float as i64)],
+    ));
+    new_nodes.push(node("Mul", &["q.out.f32", &x_scale], &last_relu, vec![]));
+
+    // Conv stack first (it only reads the image), then the rest in order.
+    let rest: Vec<NodeProto> = g
+        .node
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !drop_nodes.contains(i))
+        .map(|(_, n)| n.clone())
+        .collect();
+    g.node = new_nodes.into_iter().chain(rest).collect();
+    g.initializer.retain(|t| !drop_inits.contains(&t.name));
+    g.initializer.extend(new_inits);
+    g.name = format!("{}_int8", g.name);
+    Ok(model)
+}
+
+/// Check that `graph` is what `quantize_encoder` expects (used by tests).
+pub fn conv_layer_count(encoder: &ModelProto) -> usize {
+    conv_relu_pairs(graph(encoder)).len()
+}

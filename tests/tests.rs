@@ -11,3 +11,5 @@ mod reporter;
 mod metrics;
 mod scp;
 mod screen;
+mod output;
+mod store;

@@ -8,6 +8,7 @@ pub mod json;
 pub mod sr;
 
 use dicom_object::InMemDicomObject;
+use sha2::{Digest, Sha256};
 
 use crate::Report;
 
@@ -40,7 +41,10 @@ pub enum OutputError {
 /// `DiagnosticReport` always, the DICOM SR when the input was DICOM (it needs
 /// the study, series and SOP instance UIDs to reference). `source` is the
 /// received dataset, from which the SR copies the patient and study modules.
-pub fn render_extra(report: &Report, source: Option<&InMemDicomObject>) -> Result<Vec<Output>, OutputError> {
+pub fn render_extra(
+    report: &Report,
+    source: Option<&InMemDicomObject>,
+) -> Result<Vec<Output>, OutputError> {
     let mut outputs = vec![Output {
         name: FHIR_JSON.to_string(),
         bytes: fhir::to_json(report)?,
@@ -52,4 +56,29 @@ pub fn render_extra(report: &Report, source: Option<&InMemDicomObject>) -> Resul
         });
     }
     Ok(outputs)
+}
+
+/// A DICOM UID under the `2.25` root (PS3.5 B.2) made from a hash of `parts`, so
+/// that re-processing a study gives the same UIDs and a PACS sees a replacement,
+/// not a second report.
+pub fn derived_uid(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    format!("2.25.{}", u128::from_be_bytes(bytes))
+}
+
+/// Identity of this report (the SR's SOP Instance UID, the FHIR identifier): one
+/// per input instance and model.
+pub fn report_uid(report: &Report) -> String {
+    derived_uid(&[
+        "cxr-edge report",
+        &report.study.instance_key,
+        &report.bundle_hash,
+    ])
 }

@@ -78,7 +78,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 /// `parent`, fsync them, then rename the directory to `parent/name` and fsync
 /// `parent`. Either the whole set appears under `name` or none of it does.
 /// Fails with `AlreadyExists`-kind I/O error if `parent/name` already exists.
-pub fn publish_dir(parent: &Path, name: &str, files: &[(&str, &[u8])]) -> Result<PathBuf, StoreError> {
+pub fn publish_dir(
+    parent: &Path,
+    name: &str,
+    files: &[(&str, &[u8])],
+) -> Result<PathBuf, StoreError> {
     let staging = tempfile::Builder::new()
         .prefix(TMP_PREFIX)
         .tempdir_in(parent)
@@ -94,7 +98,8 @@ pub fn publish_dir(parent: &Path, name: &str, files: &[(&str, &[u8])]) -> Result
     let target = parent.join(name);
     // `rename` over an existing non-empty directory fails (ENOTEMPTY/EEXIST), which
     // is what keeps an existing complete report from being replaced.
-    fs::rename(staging.path(), &target).map_err(io_err(&target, "rename report directory into place"))?;
+    fs::rename(staging.path(), &target)
+        .map_err(io_err(&target, "rename report directory into place"))?;
     // The staging path no longer exists; dropping the guard is then a no-op.
     let _ = staging.keep();
     sync_dir(parent)?;

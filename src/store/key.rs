@@ -94,7 +94,14 @@ mod tests {
     fn uids_stay_readable_and_everything_round_trips() {
         let uid = "1.2.840.113619.2.55.3.604688119.969.1268071029.320";
         assert_eq!(encode(uid).unwrap(), uid);
-        for key in [uid, "sha256:00ff", "../../etc/passwd", ".hidden", "a/b\\c", "é"] {
+        for key in [
+            uid,
+            "sha256:00ff",
+            "../../etc/passwd",
+            ".hidden",
+            "a/b\\c",
+            "é",
+        ] {
             let stem = encode(key).unwrap();
             assert!(!stem.contains('/') && !stem.starts_with('.'), "{stem}");
             assert_eq!(decode(&stem).as_deref(), Some(key));

@@ -51,7 +51,11 @@ pub enum StoreError {
         source: io::Error,
     },
     #[error("{}: only {available} bytes free, {needed} needed (instance plus the configured margin)", path.display())]
-    InsufficientSpace { path: PathBuf, available: u64, needed: u64 },
+    InsufficientSpace {
+        path: PathBuf,
+        available: u64,
+        needed: u64,
+    },
     #[error("invalid instance key {key:?}: {reason}")]
     InvalidKey { key: String, reason: &'static str },
     #[error("invalid name {name:?}: {reason}")]
@@ -165,11 +169,13 @@ impl Store {
         fsutil::ensure_dir(&inbox)?;
         fsutil::ensure_dir(&outbox)?;
         let lock_path = root.join(".lock");
+        // Held open read-only: a descriptor open for writing would, among other
+        // things, stop the file system from being remounted read-only.
         let lock_file = fs::OpenOptions::new()
             .create(true)
-            .truncate(false)
-            .write(true)
+            .append(true)
             .open(&lock_path)
+            .and_then(|_| File::open(&lock_path))
             .map_err(fsutil::io_err(&lock_path, "open lock file"))?;
         let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
             .map_err(|_| StoreError::Locked { path: root.clone() })?;
@@ -271,7 +277,12 @@ impl Store {
     /// output (e.g. from [`crate::output::render_extra`]), all into a staging
     /// directory that is renamed into the outbox in one step. A report that is
     /// already complete is left as it is.
-    pub fn complete(&self, key: &str, report: &Report, outputs: &[Output]) -> Result<Completed, StoreError> {
+    pub fn complete(
+        &self,
+        key: &str,
+        report: &Report,
+        outputs: &[Output],
+    ) -> Result<Completed, StoreError> {
         let stem = key::encode(key)?;
         for o in outputs {
             key::check_output_name(&o.name)?;
@@ -292,7 +303,11 @@ impl Store {
             return Ok(Completed::AlreadyReported(dir));
         }
         let mut files: Vec<(&str, &[u8])> = vec![(REPORT_JSON, &json)];
-        files.extend(outputs.iter().map(|o| (o.name.as_str(), o.bytes.as_slice())));
+        files.extend(
+            outputs
+                .iter()
+                .map(|o| (o.name.as_str(), o.bytes.as_slice())),
+        );
         fsutil::publish_dir(&self.outbox, &stem, &files).map(Completed::Written)
     }
 

@@ -39,7 +39,12 @@ impl OutDir {
     /// Write `outputs` then `<stem>.report.json`; returns the paths written, the
     /// JSON report last. `stem` is usually the input's file stem; it must be a
     /// plain file name.
-    pub fn write(&self, stem: &str, report: &Report, outputs: &[Output]) -> Result<Vec<PathBuf>, StoreError> {
+    pub fn write(
+        &self,
+        stem: &str,
+        report: &Report,
+        outputs: &[Output],
+    ) -> Result<Vec<PathBuf>, StoreError> {
         key::check_output_name(stem)?;
         let json = crate::output::json::to_json(report).map_err(|source| StoreError::Render {
             key: stem.to_string(),

@@ -139,10 +139,13 @@ fn pre_negated(tokens: &[Token], start: usize) -> bool {
             return false;
         }
         if t.kind == Kind::Comma {
-            if tokens
+            // "no ..., small left effusion" starts an affirmed item; "no
+            // effusion seen, dense nodule" closes the negated clause.
+            let affirming = tokens
                 .get(i + 1)
-                .is_some_and(|n| word_in(n, phrases::AFFIRMING))
-            {
+                .is_some_and(|n| word_in(n, phrases::AFFIRMING));
+            let closed = i > 0 && word_in(&tokens[i - 1], phrases::SEEN);
+            if affirming || closed {
                 return false;
             }
             continue;

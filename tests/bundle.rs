@@ -573,7 +573,8 @@ fn figures() {
         .and_then(|t| t.parse().ok())
         .unwrap_or(1);
     let dir = tempfile::tempdir().unwrap();
-    let (_, bundle) = build_bundle(&c, 1, dir.path());
+    let images = (0..4).map(|i| random_image(c.input_size, 20 + i)).collect();
+    let (_, bundle) = build_bundle_with(&c, 1, dir.path(), images);
     let m = bundle.manifest();
     let size = |f: &str| m.files[f].bytes as f64 / 1e6;
     println!(
@@ -602,6 +603,21 @@ fn figures() {
         let step = t.elapsed() / 100;
         println!("{source:?} ({threads} threads): load {load:?}, encoder {encode:?}, decoder step {step:?}");
     }
+    let int8 = bundle.path("encoder.int8.nnef.tar");
+    let opts = TractOptions {
+        threads,
+        source: ModelSource::Nnef,
+    };
+    let q = TractRuntime::from_files(&c, &int8, &bundle.path("decoder.nnef.tar"), &opts).unwrap();
+    let image = random_image(c.input_size, 3);
+    q.encode(&image).unwrap();
+    let t = Instant::now();
+    q.encode(&image).unwrap();
+    println!(
+        "int8 encoder ({threads} threads): {:?}, {:.2} MB",
+        t.elapsed(),
+        size("encoder.int8.nnef.tar")
+    );
 }
 
 /// The int8 encoder (tract's quantized conv, stored in NNEF) stays close to fp32.

@@ -446,8 +446,11 @@ fn plain_out_dir_writes_complete_files_and_cleans_leftovers() {
         json::from_json(&fs::read(out.report_path("chest")).unwrap()).unwrap(),
         r
     );
+    // Any input name works and stays inside the directory.
+    let written = out.write("../chest x-ray é", &r, &[]).unwrap();
+    assert_eq!(written, [dir.path().join("_chest_x-ray__.report.json")]);
     assert!(matches!(
-        out.write("../evil", &r, &[]),
+        out.write("..", &r, &[]),
         Err(StoreError::InvalidName { .. })
     ));
 }

@@ -33,19 +33,21 @@ impl OutDir {
 
     /// Path the JSON report of `stem` is (or would be) written to.
     pub fn report_path(&self, stem: &str) -> PathBuf {
-        self.dir.join(format!("{stem}.{REPORT_JSON}"))
+        self.dir.join(format!("{}.{REPORT_JSON}", safe_stem(stem)))
     }
 
     /// Write `outputs` then `<stem>.report.json`; returns the paths written, the
-    /// JSON report last. `stem` is usually the input's file stem; it must be a
-    /// plain file name.
+    /// JSON report last. `stem` is usually the input's file stem; characters
+    /// other than ASCII letters, digits, `.`, `_` and `-` become `_` (see
+    /// [`safe_stem`]), so any input name works and none can leave the directory.
     pub fn write(
         &self,
         stem: &str,
         report: &Report,
         outputs: &[Output],
     ) -> Result<Vec<PathBuf>, StoreError> {
-        key::check_output_name(stem)?;
+        let stem = safe_stem(stem);
+        key::check_output_name(&stem)?;
         let json = crate::output::json::to_json(report).map_err(|source| StoreError::Render {
             key: stem.to_string(),
             source,
@@ -57,9 +59,26 @@ impl OutDir {
             fsutil::write_atomic(&path, &o.bytes)?;
             written.push(path);
         }
-        let path = self.report_path(stem);
+        let path = self.report_path(&stem);
         fsutil::write_atomic(&path, &json)?;
         written.push(path);
         Ok(written)
     }
+}
+
+/// `stem` made into a plain, visible file-name stem of at most 64 bytes: other
+/// characters become `_` and leading dots are dropped. An empty result (e.g.
+/// from `""` or `"..."`) is refused by the caller.
+pub fn safe_stem(stem: &str) -> String {
+    let mapped: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    mapped.trim_start_matches('.').chars().take(64).collect()
 }

@@ -255,9 +255,13 @@ fn single(
     let mut finished = false;
     let mut steps = 0;
     while tokens.len() < opts.max_len {
-        let mut out = runtime
-            .step(token, &state, encoded)
-            .map_err(|source| DecodeError::Runtime { step: steps, source })?;
+        let mut out =
+            runtime
+                .step(token, &state, encoded)
+                .map_err(|source| DecodeError::Runtime {
+                    step: steps,
+                    source,
+                })?;
         vocab = Some(check_logits(steps, out.logits.len(), vocab)?);
         steps += 1;
         let cells = *cells.get_or_insert_with(|| {

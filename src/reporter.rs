@@ -165,7 +165,11 @@ impl Reporter {
             )));
         }
         let strategy = match options.beam {
-            0 => return Err(ReporterError::Options("beam width must be at least 1".into())),
+            0 => {
+                return Err(ReporterError::Options(
+                    "beam width must be at least 1".into(),
+                ))
+            }
             1 => Strategy::Greedy,
             w if w <= decode::MAX_BEAM => Strategy::Beam { width: w },
             w => {
@@ -179,7 +183,11 @@ impl Reporter {
             no_repeat_ngram: options.no_repeat_ngram,
             // Padding and unknown words carry no meaning in a report.
             suppress: vec![Vocab::PAD, Vocab::UNK],
-            ..DecodeOptions::new(manifest.vocab.bos_id, manifest.vocab.eos_id, manifest.max_len)
+            ..DecodeOptions::new(
+                manifest.vocab.bos_id,
+                manifest.vocab.eos_id,
+                manifest.max_len,
+            )
         }
         .with_strategy(strategy);
         let mut thresholds = [DEFAULT_THRESHOLD; ModelConfig::FINDINGS];
@@ -214,7 +222,11 @@ impl Reporter {
 
     /// Read, decode and validate an image file, then report on it; the file
     /// decoding time is part of the report's timings.
-    pub fn report_file(&self, path: &Path, validate: &ValidateOptions) -> Result<Report, ReportError> {
+    pub fn report_file(
+        &self,
+        path: &Path,
+        validate: &ValidateOptions,
+    ) -> Result<Report, ReportError> {
         let start = Instant::now();
         let radiograph = input::decode_file(path, validate)?;
         let decode_image_ms = ms(start);
@@ -230,17 +242,23 @@ impl Reporter {
     }
 
     /// [`report`](Self::report), also returning the decoding effort.
-    pub fn report_with_stats(&self, radiograph: &Radiograph) -> Result<(Report, Stats), ReportError> {
+    pub fn report_with_stats(
+        &self,
+        radiograph: &Radiograph,
+    ) -> Result<(Report, Stats), ReportError> {
         let input = &radiograph.info.source;
         let start = Instant::now();
         let tensor = self.preprocess.apply(&radiograph.image);
         let preprocess_ms = ms(start);
 
         let t = Instant::now();
-        let encoded = self.runtime.encode(&tensor).map_err(|source| ReportError::Encode {
-            input: input.clone(),
-            source,
-        })?;
+        let encoded = self
+            .runtime
+            .encode(&tensor)
+            .map_err(|source| ReportError::Encode {
+                input: input.clone(),
+                source,
+            })?;
         let encoder_ms = ms(t);
         if encoded.findings.len() != ModelConfig::FINDINGS {
             return Err(ReportError::Findings {
@@ -251,12 +269,13 @@ impl Reporter {
         }
 
         let t = Instant::now();
-        let decoded = decode::decode(self.runtime.as_ref(), &encoded, &self.decode).map_err(|source| {
-            ReportError::Decode {
-                input: input.clone(),
-                source,
-            }
-        })?;
+        let decoded =
+            decode::decode(self.runtime.as_ref(), &encoded, &self.decode).map_err(|source| {
+                ReportError::Decode {
+                    input: input.clone(),
+                    source,
+                }
+            })?;
         let impression = self.vocab.decode(&decoded.tokens);
         let decoder_ms = ms(t);
 
@@ -316,7 +335,9 @@ fn ms(since: Instant) -> f64 {
 /// The current UTC time as RFC 3339 with milliseconds.
 pub fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(now.millisecond() as u32 * 1_000_000).unwrap_or(now);
+    let now = now
+        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+        .unwrap_or(now);
     now.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
 }

@@ -60,9 +60,18 @@ fn beam_finds_the_sequence_greedy_misses() {
     );
     assert_eq!(beam.tokens, vec![4, 5]);
     assert!(beam.finished);
-    assert!(beam.score > greedy.score, "{} vs {}", beam.score, greedy.score);
+    assert!(
+        beam.score > greedy.score,
+        "{} vs {}",
+        beam.score,
+        greedy.score
+    );
     assert!((beam.score - 0.36f32.ln()).abs() < 1e-3, "{}", beam.score);
-    assert!((greedy.score - 0.21f32.ln()).abs() < 1e-3, "{}", greedy.score);
+    assert!(
+        (greedy.score - 0.21f32.ln()).abs() < 1e-3,
+        "{}",
+        greedy.score
+    );
 }
 
 #[test]
@@ -204,7 +213,9 @@ fn bad_options_and_runtime_failures_are_errors() {
 /// A script over every prefix up to length 3 of tokens 3–5, with logits drawn
 /// from `seed`: a random tree to compare strategies on.
 fn random_tree(seed: u64) -> FakeRuntime {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = move || {
         x = x
             .wrapping_mul(6364136223846793005)

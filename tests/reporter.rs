@@ -137,7 +137,10 @@ fn report_has_text_findings_heatmap_and_provenance() {
         let t = &report.timings;
         assert!(t.total_ms >= t.preprocess_ms + t.encoder_ms + t.decoder_ms - 1e-6);
         let g = &report.generated_at;
-        assert!(g.len() >= 20 && g.as_bytes()[10] == b'T' && g.ends_with('Z'), "{g}");
+        assert!(
+            g.len() >= 20 && g.as_bytes()[10] == b'T' && g.ends_with('Z'),
+            "{g}"
+        );
     }
 }
 
@@ -195,10 +198,17 @@ fn mismatched_parts_and_options_are_refused() {
 fn runtime_failures_name_the_input() {
     let v = vocab();
     let c = config(&v);
-    let r = reporter(scripted(&v, &c).failing_at(2), &c, &ReporterOptions::default());
+    let r = reporter(
+        scripted(&v, &c).failing_at(2),
+        &c,
+        &ReporterOptions::default(),
+    );
     let e = r.report(&radiograph("films/bad.png")).unwrap_err();
     assert!(matches!(e, ReportError::Decode { .. }), "{e}");
-    assert!(e.to_string().starts_with("films/bad.png: decoding failed"), "{e}");
+    assert!(
+        e.to_string().starts_with("films/bad.png: decoding failed"),
+        "{e}"
+    );
 
     // An encoder expecting another input size than the manifest's preprocessing.
     let other = ModelConfig {
@@ -228,7 +238,9 @@ fn report_file_decodes_and_times_the_image() {
     let v = vocab();
     let c = config(&v);
     let r = reporter(scripted(&v, &c), &c, &ReporterOptions::default());
-    let report = r.report_file(&sample(), &ValidateOptions::default()).unwrap();
+    let report = r
+        .report_file(&sample(), &ValidateOptions::default())
+        .unwrap();
     assert_eq!(report.impression, "heart size normal");
     assert!(report.study.source.ends_with("nih_00001638_000_normal.png"));
     assert!(report.study.instance_key.starts_with("sha256:"));
@@ -236,7 +248,9 @@ fn report_file_decodes_and_times_the_image() {
     assert!(report.timings.total_ms >= report.timings.decode_image_ms);
 
     let missing = Path::new("no/such/film.png");
-    let e = r.report_file(missing, &ValidateOptions::default()).unwrap_err();
+    let e = r
+        .report_file(missing, &ValidateOptions::default())
+        .unwrap_err();
     assert!(matches!(e, ReportError::Input(_)), "{e}");
     assert!(e.to_string().contains("no/such/film.png"), "{e}");
 }
@@ -248,5 +262,8 @@ fn reports_are_reproducible() {
     let r = reporter(scripted(&v, &c), &c, &ReporterOptions::default());
     let a = r.report(&radiograph("a")).unwrap();
     let b = r.report(&radiograph("a")).unwrap();
-    assert_eq!((&a.impression, &a.findings, &a.heatmap), (&b.impression, &b.findings, &b.heatmap));
+    assert_eq!(
+        (&a.impression, &a.findings, &a.heatmap),
+        (&b.impression, &b.findings, &b.heatmap)
+    );
 }

@@ -13,3 +13,4 @@ mod scp;
 mod screen;
 mod output;
 mod store;
+mod cli;

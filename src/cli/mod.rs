@@ -11,6 +11,24 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
+/// An error with its causes, like anyhow's `{:#}`, but each text once: many
+/// library errors already quote their source in their own message
+/// (`"{path}: {source}"`), which `{:#}` would print twice.
+pub fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 /// Environment variable naming the bundle to use when `--model` is not given.
 pub const MODEL_ENV: &str = "CXR_MODEL";
 

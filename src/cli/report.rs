@@ -121,7 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut failed = 0;
     for (file, screen) in config.files.iter().zip(&config.screens) {
         if let Err(e) = one(&reporter, &config, file, screen.as_deref(), out.as_ref()) {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", super::chain(&e));
             failed += 1;
         }
     }

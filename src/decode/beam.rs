@@ -99,7 +99,10 @@ pub(super) fn search(
             let token = hyp.tokens.last().copied().unwrap_or(opts.bos);
             let mut out = runtime
                 .step(token, cur.state(b), encoded)
-                .map_err(|source| DecodeError::Runtime { step: steps, source })?;
+                .map_err(|source| DecodeError::Runtime {
+                    step: steps,
+                    source,
+                })?;
             vocab = Some(check_logits(steps, out.logits.len(), vocab)?);
             if out.state.len() != s {
                 return Err(DecodeError::State {

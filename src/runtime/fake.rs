@@ -144,7 +144,9 @@ impl Runtime for FakeRuntime {
     ) -> Result<StepOutput, RuntimeError> {
         let step = self.steps.fetch_add(1, Ordering::Relaxed);
         if self.fail_at == Some(step) {
-            return Err(RuntimeError::Inference(format!("scripted failure at step {step}")));
+            return Err(RuntimeError::Inference(format!(
+                "scripted failure at step {step}"
+            )));
         }
         if state.len() != STATE_TOKENS + 1 {
             return Err(RuntimeError::InputSize {

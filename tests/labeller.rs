@@ -4,7 +4,13 @@
 use cxr_edge::labeller::{eval, label, Laterality, Mention};
 use cxr_edge::Observation::{self, *};
 
-use crate::util::fixture;
+/// The committed fixture (not through `util`, so this file also builds as its
+/// own test target, which cargo's automatic test discovery makes of it).
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
 
 fn mention(text: &str, o: Observation) -> Mention {
     label(text).mention(o)

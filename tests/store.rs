@@ -454,3 +454,32 @@ fn plain_out_dir_writes_complete_files_and_cleans_leftovers() {
         Err(StoreError::InvalidName { .. })
     ));
 }
+
+/// Not a check: prints what durability costs on this disk
+/// (`cargo test --test tests store::latency -- --ignored --nocapture`).
+#[test]
+#[ignore = "measurement, prints timings"]
+fn latency() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), no_margin()).unwrap();
+    let bytes = vec![1u8; 512 * 1024];
+    let (mut accept_ms, mut complete_ms) = (Vec::new(), Vec::new());
+    for i in 0..30 {
+        let key = format!("1.2.5.{i}");
+        let t = std::time::Instant::now();
+        store.accept(&key, &bytes, "dcm").unwrap();
+        accept_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = std::time::Instant::now();
+        complete(&store, &key);
+        complete_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "accept 512 KiB: median {:.2} ms; render + complete: median {:.2} ms",
+        median(&mut accept_ms),
+        median(&mut complete_ms)
+    );
+}

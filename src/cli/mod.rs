@@ -129,3 +129,47 @@ pub fn sample_files() -> anyhow::Result<Vec<PathBuf>> {
     }
     bail!("no radiographs given and no samples/ folder found")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle(dir: &Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join(cxr_edge::bundle::MANIFEST), "{}").unwrap();
+    }
+
+    #[test]
+    fn models_folder_yields_its_single_or_default_bundle() {
+        let t = tempfile::tempdir().unwrap();
+        let models = t.path().join("models");
+        assert_eq!(pick_bundle(&models).unwrap(), None);
+        std::fs::create_dir(&models).unwrap();
+        std::fs::create_dir(models.join("not-a-bundle")).unwrap();
+        assert_eq!(pick_bundle(&models).unwrap(), None);
+        bundle(&models.join("cxr-a"));
+        assert_eq!(pick_bundle(&models).unwrap(), Some(models.join("cxr-a")));
+        bundle(&models.join("cxr-b"));
+        let e = pick_bundle(&models).unwrap_err().to_string();
+        assert!(e.contains("cxr-a, cxr-b") && e.contains("--model"), "{e}");
+        bundle(&models.join("default"));
+        assert_eq!(pick_bundle(&models).unwrap(), Some(models.join("default")));
+        bundle(&models);
+        assert_eq!(pick_bundle(&models).unwrap(), Some(models.clone()));
+    }
+
+    #[test]
+    fn explicit_model_wins() {
+        let p = Path::new("/some/bundle");
+        assert_eq!(resolve_bundle(Some(p)).unwrap(), p);
+    }
+
+    #[test]
+    fn chain_prints_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let e = anyhow::Error::new(io)
+            .context("x.png: gone")
+            .context("loading");
+        assert_eq!(chain(&e), "loading: x.png: gone");
+    }
+}

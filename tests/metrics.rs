@@ -25,7 +25,7 @@ struct Pair {
 }
 
 fn fixture_pairs() -> Vec<Pair> {
-    let path = root().join("tests/fixtures/metrics_pairs.tsv");
+    let path = crate::util::fixture("metrics_pairs.tsv");
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(b'\t')
         .quoting(false)

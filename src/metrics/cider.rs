@@ -9,10 +9,10 @@
 //! `exp(−δ²/(2σ²))`, σ = 6. A pair's score is the mean over the four orders × 10; the
 //! corpus score is the mean over pairs.
 //!
-//! Copied quirk: pycocoevalcap's "length" δ is the difference in the number of
-//! *bigrams* (its `counts2vec` adds term frequencies when the 0-based order index
-//! is 1), not of words. We keep it, because the point is parity with published
-//! numbers.
+//! Copied quirk: pycocoevalcap's "length" is the number of *bigrams* (its
+//! `counts2vec` adds term frequencies when the 0-based order index is 1), not of
+//! words. For texts of at least one word the difference δ is the same as with word
+//! counts; it differs only when one side is empty. We keep it for exact parity.
 
 use std::collections::{HashMap, HashSet};
 
@@ -140,11 +140,12 @@ mod tests {
 
     #[test]
     fn identical_pairs_score_ten_when_every_ngram_is_informative() {
-        // Disjoint vocabularies: every n-gram has df = 1 < N, so every weight is > 0.
+        // Disjoint vocabularies: every n-gram has df = 1 < N, so every weight is > 0;
+        // at least four words, or the missing 4-gram order scores 0 (7.5 in total).
         let texts = vec![
-            toks("heart size normal"),
-            toks("no pleural effusion"),
-            toks("lungs are clear"),
+            toks("heart size is normal"),
+            toks("no pleural effusion seen"),
+            toks("lungs are clear bilaterally"),
         ];
         let scores = cider_d_pairs(&texts, &texts);
         for s in scores {

@@ -255,3 +255,77 @@ proptest! {
         prop_assert_eq!(greedy.finished, beam.finished);
     }
 }
+
+/// Counts allocations made by the current thread, so the test below can tell the
+/// policy's allocations from those of tests running in parallel.
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static ALLOCS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    pub struct Counting;
+
+    fn count() {
+        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
+    }
+
+    // SAFETY: forwards to `System` unchanged; the counter has no destructor and
+    // never allocates.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            count();
+            System.alloc(layout)
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            count();
+            System.alloc_zeroed(layout)
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, size: usize) -> *mut u8 {
+            count();
+            System.realloc(ptr, layout, size)
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            System.dealloc(ptr, layout)
+        }
+    }
+
+    pub fn allocations() -> usize {
+        ALLOCS.with(Cell::get)
+    }
+}
+
+#[global_allocator]
+static COUNTING: counting::Counting = counting::Counting;
+
+#[test]
+fn the_step_loop_allocates_nothing_beyond_the_runtime() {
+    // No EOS ever: every run goes to the maximum length.
+    let f = fake().otherwise(&[(3, 1.0), (4, 0.9), (5, 0.8)]);
+    let encoded = f.encode(&[0.0; 64]).unwrap();
+    // What the fake itself allocates per step once the prefix is non-empty.
+    let state = f.step(BOS, &encoded.h0, &encoded).unwrap().state;
+    let before = counting::allocations();
+    drop(f.step(3, &state, &encoded).unwrap());
+    let per_step = counting::allocations() - before;
+    assert!(per_step > 0, "the counter sees the fake's allocations");
+    for strategy in [Strategy::Greedy, Strategy::Beam { width: 3 }] {
+        let mut measure = |max_len| {
+            let mut o = opts(max_len).with_strategy(strategy);
+            o.no_repeat_ngram = 0;
+            let before = counting::allocations();
+            let d = decode(&f, &encoded, &o).unwrap();
+            (counting::allocations() - before, d.steps)
+        };
+        let (a10, s10) = measure(10);
+        let (a30, s30) = measure(30);
+        assert!(s30 > s10);
+        assert_eq!(
+            a30 - a10,
+            per_step * (s30 - s10),
+            "{strategy:?}: {a10}/{s10} vs {a30}/{s30} steps"
+        );
+    }
+}

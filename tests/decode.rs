@@ -312,7 +312,7 @@ fn the_step_loop_allocates_nothing_beyond_the_runtime() {
     let per_step = counting::allocations() - before;
     assert!(per_step > 0, "the counter sees the fake's allocations");
     for strategy in [Strategy::Greedy, Strategy::Beam { width: 3 }] {
-        let mut measure = |max_len| {
+        let measure = |max_len| {
             let mut o = opts(max_len).with_strategy(strategy);
             o.no_repeat_ngram = 0;
             let before = counting::allocations();

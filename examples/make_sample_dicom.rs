@@ -24,7 +24,11 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", png.display()))?
         .to_luma8();
     let (w, h) = grey.dimensions();
-    let stem = png.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+    let stem = png
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
     let uid = |role: &str| cxr_edge::output::derived_uid(&["cxr-edge sample", &stem, role]);
     let mut cr = SynthCr::new(0, h as u16, w as u16);
     cr.sop_instance_uid = uid("instance");
@@ -39,6 +43,11 @@ fn main() -> anyhow::Result<()> {
     let cr = cr.with_grey8(w as u16, h as u16, grey.as_raw());
     let bytes = cr.to_bytes();
     std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
-    println!("{}: {w}×{h}, {} bytes, SOP Instance UID {}", out.display(), bytes.len(), cr.sop_instance_uid);
+    println!(
+        "{}: {w}×{h}, {} bytes, SOP Instance UID {}",
+        out.display(),
+        bytes.len(),
+        cr.sop_instance_uid
+    );
     Ok(())
 }

@@ -15,19 +15,21 @@ use image::{ImageFormat, Luma};
 fn png16(w: u32, h: u32) -> Vec<u8> {
     let img = image::ImageBuffer::from_fn(w, h, |x, y| Luma([((x * 97 + y * 31) % 65536) as u16]));
     let mut out = Vec::new();
-    img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+    img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+        .unwrap();
     out
 }
 
 fn jpeg8(w: u32, h: u32) -> Vec<u8> {
     let img = image::GrayImage::from_fn(w, h, |x, y| Luma([((x + y) % 256) as u8]));
     let mut out = Vec::new();
-    img.write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg).unwrap();
+    img.write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg)
+        .unwrap();
     out
 }
 
 /// A small PNG whose IHDR claims `w × h` 16-bit pixels: one tiny IDAT, IEND.
-fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+pub fn png_header_only(w: u32, h: u32) -> Vec<u8> {
     fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
         let mut body = kind.to_vec();
         body.extend(data);
@@ -57,7 +59,11 @@ fn opts() -> ValidateOptions {
 fn png16_and_jpeg8_decode_to_gray16() {
     let r = decode_bytes(&png16(300, 280), "a.png", &opts()).unwrap();
     assert_eq!(r.image.dimensions(), (300, 280));
-    assert_eq!(r.image.get_pixel(1, 0).0[0], 97, "16-bit samples kept exactly");
+    assert_eq!(
+        r.image.get_pixel(1, 0).0[0],
+        97,
+        "16-bit samples kept exactly"
+    );
     assert!(r.info.instance_key.starts_with("sha256:"));
     let r = decode_bytes(&jpeg8(320, 300), "b.jpg", &opts()).unwrap();
     assert_eq!(r.image.dimensions(), (320, 300));
@@ -70,7 +76,10 @@ fn dicom_cr_monochrome1_is_inverted_and_identified() {
     let r = decode_bytes(&cr.to_bytes(), "cr.dcm", &opts()).unwrap();
     assert_eq!(r.image.dimensions(), (280, 300));
     assert_eq!(r.info.instance_key, cr.sop_instance_uid);
-    assert_eq!(r.info.study_instance_uid.as_deref(), Some(&*cr.study_instance_uid));
+    assert_eq!(
+        r.info.study_instance_uid.as_deref(),
+        Some(&*cr.study_instance_uid)
+    );
     assert_eq!(r.info.modality.as_deref(), Some("CR"));
     // The mediastinum (centre) is denser than a lung field: brighter after the
     // MONOCHROME1 inversion.
@@ -80,16 +89,31 @@ fn dicom_cr_monochrome1_is_inverted_and_identified() {
 
     let mut m2 = SynthCr::new(2, 300, 280);
     m2.monochrome1 = false;
-    m2.pixels = Some(cxr_edge::input::synth::chest_pattern(300, 280, 12, false, 2));
+    m2.pixels = Some(cxr_edge::input::synth::chest_pattern(
+        300, 280, 12, false, 2,
+    ));
     let r2 = decode_bytes(&m2.to_bytes(), "m2.dcm", &opts()).unwrap();
     let diff = (r2.image.get_pixel(140, 120).0[0] as i32 - centre as i32).abs();
-    assert!(diff < 300, "MONOCHROME1 and MONOCHROME2 of one picture agree: {diff}");
+    assert!(
+        diff < 300,
+        "MONOCHROME1 and MONOCHROME2 of one picture agree: {diff}"
+    );
 }
 
 #[test]
 fn header_claiming_60000_squared_is_refused_before_decoding() {
     let e = decode_bytes(&png_header_only(60_000, 60_000), "huge.png", &opts()).unwrap_err();
-    assert!(matches!(e, InputError::TooLarge { width: 60_000, height: 60_000, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            InputError::TooLarge {
+                width: 60_000,
+                height: 60_000,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(e.to_string().starts_with("huge.png:"), "{e}");
 
     let mut cr = SynthCr::new(3, 64, 64);
@@ -98,7 +122,10 @@ fn header_claiming_60000_squared_is_refused_before_decoding() {
     let e = decode_bytes(&cr.to_bytes(), "huge.dcm", &opts()).unwrap_err();
     assert!(matches!(e, InputError::TooLarge { .. }), "{e}");
     // Forcing does not lift the limit.
-    let forced = ValidateOptions { force: true, ..opts() };
+    let forced = ValidateOptions {
+        force: true,
+        ..opts()
+    };
     assert!(matches!(
         decode_bytes(&png_header_only(60_000, 60_000), "huge.png", &forced),
         Err(InputError::TooLarge { .. })
@@ -118,7 +145,11 @@ fn bad_files_fail_with_typed_errors_naming_the_input() {
     }
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("zero.png", vec![], "empty"),
-        ("text.png", b"hello, not an image".to_vec(), "unknown-format"),
+        (
+            "text.png",
+            b"hello, not an image".to_vec(),
+            "unknown-format",
+        ),
         ("trunc.png", png[..png.len() / 2].to_vec(), "corrupt"),
         ("garbled.png", corrupt_png, "corrupt"),
         ("trunc.jpg", jpg[..jpg.len() / 2].to_vec(), "corrupt"),
@@ -157,17 +188,27 @@ fn non_chest_films_are_refused_unless_forced() {
         let e = decode_bytes(&cr.to_bytes(), &name, &opts()).unwrap_err();
         assert_eq!(e.code(), code, "{e}");
         assert!(e.to_string().contains("not a valid chest film"), "{e}");
-        let forced = ValidateOptions { force: true, ..opts() };
+        let forced = ValidateOptions {
+            force: true,
+            ..opts()
+        };
         decode_bytes(&cr.to_bytes(), &name, &forced).unwrap();
     }
     let colour = image::RgbImage::from_fn(300, 300, |x, _| image::Rgb([x as u8, 0, 255]));
     let mut bytes = Vec::new();
-    colour.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png).unwrap();
-    assert_eq!(decode_bytes(&bytes, "c.png", &opts()).unwrap_err().code(), "not-greyscale");
+    colour
+        .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
+        .unwrap();
+    assert_eq!(
+        decode_bytes(&bytes, "c.png", &opts()).unwrap_err().code(),
+        "not-greyscale"
+    );
     // A grey film saved as RGB is read.
     let grey_rgb = image::RgbImage::from_fn(300, 300, |x, _| image::Rgb([x as u8; 3]));
     let mut bytes = Vec::new();
-    grey_rgb.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png).unwrap();
+    grey_rgb
+        .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
+        .unwrap();
     decode_bytes(&bytes, "g.png", &opts()).unwrap();
 }
 
@@ -195,13 +236,20 @@ fn instance_key_is_the_sop_instance_uid_or_a_hash() {
 fn folder_source_yields_settled_files_once_and_deletes_when_done() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.png"), png16(300, 300)).unwrap();
-    std::fs::write(dir.path().join("b.dcm"), SynthCr::new(12, 300, 300).to_bytes()).unwrap();
+    std::fs::write(
+        dir.path().join("b.dcm"),
+        SynthCr::new(12, 300, 300).to_bytes(),
+    )
+    .unwrap();
     std::fs::write(dir.path().join(".c.dcm"), b"being written").unwrap();
     std::fs::write(dir.path().join("d.part"), b"being written").unwrap();
     let mut src = FolderSource::new(dir.path(), Duration::ZERO);
     let items: Vec<_> = src.drain().into_iter().map(Result::unwrap).collect();
     assert_eq!(items.len(), 2);
-    assert!(src.poll().unwrap().is_none(), "not yielded twice before done");
+    assert!(
+        src.poll().unwrap().is_none(),
+        "not yielded twice before done"
+    );
     for item in &items {
         decode_bytes(&item.bytes, &item.origin, &opts()).unwrap();
         src.done(item).unwrap();

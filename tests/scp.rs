@@ -41,10 +41,9 @@ fn start(options: StoreOptions) -> Peer {
 }
 
 fn tool(name: &str, args: &[&str]) -> Output {
-    Command::new(name)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{name} not runnable ({e}); install the packages in scripts/apt-test.txt"))
+    Command::new(name).args(args).output().unwrap_or_else(|e| {
+        panic!("{name} not runnable ({e}); install the packages in scripts/apt-test.txt")
+    })
 }
 
 fn text(out: &Output) -> String {
@@ -91,7 +90,9 @@ fn uid(i: u64) -> String {
 }
 
 fn inbox_count(peer: &Peer) -> usize {
-    std::fs::read_dir(peer.store.root().join("inbox")).unwrap().count()
+    std::fs::read_dir(peer.store.root().join("inbox"))
+        .unwrap()
+        .count()
 }
 
 #[test]
@@ -99,7 +100,10 @@ fn echo_answers_our_ae_title_only() {
     let peer = start(StoreOptions::default());
     let ok = tool("echoscu", &["-aec", AE, "127.0.0.1", &peer.port()]);
     assert!(ok.status.success(), "{}", text(&ok));
-    let wrong = tool("echoscu", &["-aec", "SOMEONE-ELSE", "127.0.0.1", &peer.port()]);
+    let wrong = tool(
+        "echoscu",
+        &["-aec", "SOMEONE-ELSE", "127.0.0.1", &peer.port()],
+    );
     assert!(!wrong.status.success(), "{}", text(&wrong));
 }
 
@@ -131,7 +135,11 @@ fn transcode(name: &str, args: &[&str], src: &Path, dst: &Path) {
     let mut all: Vec<&str> = args.to_vec();
     all.extend([src.to_str().unwrap(), dst.to_str().unwrap()]);
     let out = tool(name, &all);
-    assert!(out.status.success() && dst.exists(), "{name}: {}", text(&out));
+    assert!(
+        out.status.success() && dst.exists(),
+        "{name}: {}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -150,7 +158,10 @@ fn compressed_transfer_syntaxes_arrive_pixel_exact() {
         transcode(name, args, original, &compressed);
         let out = peer.storescu(&[proposal], std::slice::from_ref(&compressed));
         assert!(out.status.success(), "{name}: {}", text(&out));
-        let kept = peer.store.instance_path(&uid(i)).unwrap_or_else(|| panic!("{name}: not kept"));
+        let kept = peer
+            .store
+            .instance_path(&uid(i))
+            .unwrap_or_else(|| panic!("{name}: not kept"));
         let bytes = std::fs::read(&kept).unwrap();
         assert!(
             bytes.windows(ts.len()).any(|w| w == ts.as_bytes()),
@@ -172,7 +183,11 @@ fn jpeg_ls_is_not_negotiated_in_this_build() {
     // Only uncompressed was accepted for the context, and storescu cannot
     // decompress JPEG-LS either: nothing is sent, nothing is kept.
     assert!(!out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("JPEG-LS"), "storescu says why: {}", text(&out));
+    assert!(
+        text(&out).contains("JPEG-LS"),
+        "storescu says why: {}",
+        text(&out)
+    );
     assert!(peer.kept().is_empty());
 }
 
@@ -204,7 +219,11 @@ fn a_store_that_cannot_keep_answers_out_of_resources() {
     let files = peer.write(500, 2);
     let out = peer.storescu(&["-v"], &files);
     let said = text(&out).to_lowercase().replace(' ', "");
-    assert!(said.contains("a700") || said.contains("outofresources"), "{}", text(&out));
+    assert!(
+        said.contains("a700") || said.contains("outofresources"),
+        "{}",
+        text(&out)
+    );
     assert!(peer.kept().is_empty());
     assert_eq!(inbox_count(&peer), 0);
 }

@@ -14,3 +14,4 @@ mod screen;
 mod output;
 mod store;
 mod cli;
+mod serve;

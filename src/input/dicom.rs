@@ -97,7 +97,10 @@ pub fn sop_instance_uid(bytes: &[u8]) -> Option<String> {
 /// Decode a DICOM Part 10 file into a radiograph (see the module doc for the order).
 pub fn decode(bytes: &[u8], input: &str, opts: &ValidateOptions) -> Result<Radiograph, InputError> {
     let header = parse(bytes, input, true)?;
-    let ts = header.meta().transfer_syntax().trim_end_matches(['\0', ' ']);
+    let ts = header
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches(['\0', ' ']);
     if !can_decode(ts) {
         let (name, reason) = match TransferSyntaxRegistry.get(ts) {
             _ if ts == JPEG_EXTENDED_12BIT => (

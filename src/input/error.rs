@@ -16,7 +16,11 @@ pub enum Refusal {
     /// View Position is lateral (LL, RL, LATERAL): the model reads frontal films.
     LateralView(String),
     /// Smaller than the minimum side length, so the film cannot be read.
-    TooSmall { width: u32, height: u32, min_side: u32 },
+    TooSmall {
+        width: u32,
+        height: u32,
+        min_side: u32,
+    },
     /// Colour image (samples differ between channels) or a colour photometric
     /// interpretation.
     NotGreyscale(String),
@@ -41,7 +45,10 @@ impl std::fmt::Display for Refusal {
             Refusal::WrongModality(m) => write!(f, "modality {m:?} is not CR or DX"),
             Refusal::WrongBodyPart(b) => write!(f, "body part {b:?} is not the chest"),
             Refusal::LateralView(v) => {
-                write!(f, "view position {v:?} is lateral; only frontal films are read")
+                write!(
+                    f,
+                    "view position {v:?} is lateral; only frontal films are read"
+                )
             }
             Refusal::TooSmall {
                 width,

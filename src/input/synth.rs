@@ -88,14 +88,26 @@ impl SynthCr {
             obj.put(DataElement::new(tag, vr, value));
         };
         put(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 100".into());
-        put(tags::SOP_CLASS_UID, VR::UI, self.sop_class_uid.as_str().into());
-        put(tags::SOP_INSTANCE_UID, VR::UI, self.sop_instance_uid.as_str().into());
+        put(
+            tags::SOP_CLASS_UID,
+            VR::UI,
+            self.sop_class_uid.as_str().into(),
+        );
+        put(
+            tags::SOP_INSTANCE_UID,
+            VR::UI,
+            self.sop_instance_uid.as_str().into(),
+        );
         put(tags::STUDY_DATE, VR::DA, "20110328".into());
         put(tags::STUDY_TIME, VR::TM, "090650".into());
         put(tags::ACCESSION_NUMBER, VR::SH, "".into());
         put(tags::MODALITY, VR::CS, self.modality.as_str().into());
         put(tags::MANUFACTURER, VR::LO, "cxr-edge synthetic".into());
-        put(tags::PATIENT_NAME, VR::PN, self.patient_name.as_str().into());
+        put(
+            tags::PATIENT_NAME,
+            VR::PN,
+            self.patient_name.as_str().into(),
+        );
         put(tags::PATIENT_ID, VR::LO, self.patient_id.as_str().into());
         put(tags::PATIENT_SEX, VR::CS, "O".into());
         if let Some(b) = &self.body_part {
@@ -104,8 +116,16 @@ impl SynthCr {
         if let Some(v) = &self.view_position {
             put(tags::VIEW_POSITION, VR::CS, v.as_str().into());
         }
-        put(tags::STUDY_INSTANCE_UID, VR::UI, self.study_instance_uid.as_str().into());
-        put(tags::SERIES_INSTANCE_UID, VR::UI, self.series_instance_uid.as_str().into());
+        put(
+            tags::STUDY_INSTANCE_UID,
+            VR::UI,
+            self.study_instance_uid.as_str().into(),
+        );
+        put(
+            tags::SERIES_INSTANCE_UID,
+            VR::UI,
+            self.series_instance_uid.as_str().into(),
+        );
         put(tags::STUDY_ID, VR::SH, "1".into());
         put(tags::SERIES_NUMBER, VR::IS, "1".into());
         put(tags::INSTANCE_NUMBER, VR::IS, "1".into());
@@ -121,17 +141,41 @@ impl SynthCr {
         let spacing = format!("{:.4}\\{:.4}", self.pixel_spacing_mm, self.pixel_spacing_mm);
         put(tags::PIXEL_SPACING, VR::DS, spacing.as_str().into());
         put(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(16u16));
-        put(tags::BITS_STORED, VR::US, PrimitiveValue::from(self.bits_stored));
-        put(tags::HIGH_BIT, VR::US, PrimitiveValue::from(self.bits_stored - 1));
-        put(tags::PIXEL_REPRESENTATION, VR::US, PrimitiveValue::from(0u16));
+        put(
+            tags::BITS_STORED,
+            VR::US,
+            PrimitiveValue::from(self.bits_stored),
+        );
+        put(
+            tags::HIGH_BIT,
+            VR::US,
+            PrimitiveValue::from(self.bits_stored - 1),
+        );
+        put(
+            tags::PIXEL_REPRESENTATION,
+            VR::US,
+            PrimitiveValue::from(0u16),
+        );
         let max = (1u32 << self.bits_stored) - 1;
-        put(tags::WINDOW_CENTER, VR::DS, format!("{}", max / 2 + 1).as_str().into());
-        put(tags::WINDOW_WIDTH, VR::DS, format!("{}", max + 1).as_str().into());
+        put(
+            tags::WINDOW_CENTER,
+            VR::DS,
+            format!("{}", max / 2 + 1).as_str().into(),
+        );
+        put(
+            tags::WINDOW_WIDTH,
+            VR::DS,
+            format!("{}", max + 1).as_str().into(),
+        );
         put(tags::RESCALE_INTERCEPT, VR::DS, "0".into());
         put(tags::RESCALE_SLOPE, VR::DS, "1".into());
         put(tags::RESCALE_TYPE, VR::LO, "US".into());
         if let Some(p) = &self.pixels {
-            put(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(p.as_slice().into()));
+            put(
+                tags::PIXEL_DATA,
+                VR::OW,
+                PrimitiveValue::U16(p.as_slice().into()),
+            );
         }
         let meta = FileMetaTableBuilder::new()
             .media_storage_sop_class_uid(self.sop_class_uid.as_str())
@@ -168,7 +212,8 @@ pub fn chest_pattern(rows: u16, cols: u16, bits: u16, monochrome1: bool, seed: u
                 (1.0 - d).max(0.0)
             };
             let texture = ((x as f64 * 0.21 + seed as f64).sin() * (y as f64 * 0.17).cos()) * 0.03;
-            let density = (0.8 - 0.55 * (lung(0.3) + lung(0.7)) + texture + 0.2 * v).clamp(0.0, 1.0);
+            let density =
+                (0.8 - 0.55 * (lung(0.3) + lung(0.7)) + texture + 0.2 * v).clamp(0.0, 1.0);
             let stored = if monochrome1 { 1.0 - density } else { density };
             out.push((stored * max).round() as u16);
         }

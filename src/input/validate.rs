@@ -112,8 +112,7 @@ impl ValidateOptions {
 /// Lateral view codes seen in real CR/DX headers (DICOM CID 4010 and vendor text).
 fn is_lateral(view: &str) -> bool {
     let v = view.to_ascii_uppercase();
-    matches!(v.as_str(), "LL" | "RL" | "LAT" | "LATERAL" | "LLD" | "RLD")
-        || v.contains("LATERAL")
+    matches!(v.as_str(), "LL" | "RL" | "LAT" | "LATERAL" | "LLD" | "RLD") || v.contains("LATERAL")
 }
 
 /// Whether an RGB(A) image is really colour: more than 1 % of pixels whose
@@ -136,20 +135,30 @@ mod tests {
     #[test]
     fn header_checks() {
         let o = ValidateOptions::default();
-        assert!(o.check_header("x", Some("CR"), Some("CHEST"), Some("PA")).is_ok());
-        assert!(o.check_header("x", Some("DX"), Some("PORTABLE CHEST"), Some("AP")).is_ok());
+        assert!(o
+            .check_header("x", Some("CR"), Some("CHEST"), Some("PA"))
+            .is_ok());
+        assert!(o
+            .check_header("x", Some("DX"), Some("PORTABLE CHEST"), Some("AP"))
+            .is_ok());
         assert!(o.check_header("x", None, None, None).is_ok());
         let e = o.check_header("x", Some("CT"), None, None).unwrap_err();
         assert_eq!(e.code(), "wrong-modality");
-        let e = o.check_header("x", Some("CR"), Some("EXTREMETY"), None).unwrap_err();
+        let e = o
+            .check_header("x", Some("CR"), Some("EXTREMETY"), None)
+            .unwrap_err();
         assert_eq!(e.code(), "wrong-body-part");
-        let e = o.check_header("x", Some("CR"), Some("CHEST"), Some("LL")).unwrap_err();
+        let e = o
+            .check_header("x", Some("CR"), Some("CHEST"), Some("LL"))
+            .unwrap_err();
         assert_eq!(e.code(), "lateral-view");
         let forced = ValidateOptions {
             force: true,
             ..Default::default()
         };
-        assert!(forced.check_header("x", Some("CT"), Some("HAND"), Some("LL")).is_ok());
+        assert!(forced
+            .check_header("x", Some("CT"), Some("HAND"), Some("LL"))
+            .is_ok());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
 use thiserror::Error;
 
 use super::{
-    accepted_transfer_syntaxes, InstanceStore, Instance, KeepError, Kept, ScpConfig,
+    accepted_transfer_syntaxes, Instance, InstanceStore, KeepError, Kept, ScpConfig,
     STORAGE_SOP_CLASSES, VERIFICATION,
 };
 
@@ -62,7 +62,13 @@ struct Command {
 }
 
 fn trimmed(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<String> {
-    let s = obj.element_opt(tag).ok().flatten()?.to_str().ok()?.into_owned();
+    let s = obj
+        .element_opt(tag)
+        .ok()
+        .flatten()?
+        .to_str()
+        .ok()?
+        .into_owned();
     Some(s.trim_matches(['\0', ' ']).to_string())
 }
 
@@ -147,7 +153,12 @@ fn store_instance(
     };
     let obj = match InMemDicomObject::read_dataset_with_ts(data, ts) {
         Ok(o) => o,
-        Err(e) => return (StoreStatus::CannotUnderstand, Some(format!("bad data set: {e}"))),
+        Err(e) => {
+            return (
+                StoreStatus::CannotUnderstand,
+                Some(format!("bad data set: {e}")),
+            )
+        }
     };
     let uid = trimmed(&obj, tags::SOP_INSTANCE_UID).unwrap_or_default();
     let class = trimmed(&obj, tags::SOP_CLASS_UID).unwrap_or_default();
@@ -280,7 +291,12 @@ pub(super) fn serve(
                             let (status, comment) =
                                 store_instance(&cmd, ts, &data_buf, &peer, store);
                             data_buf.clear();
-                            Some(response(&cmd, C_STORE_RSP, status as u16, comment.as_deref()))
+                            Some(response(
+                                &cmd,
+                                C_STORE_RSP,
+                                status as u16,
+                                comment.as_deref(),
+                            ))
                         }
                     };
                     if let Some(bytes) = reply {

@@ -108,7 +108,11 @@ pub struct Server<A: Analyse> {
 
 impl<A: Analyse> Server<A> {
     /// Open the store, start the receiver (if configured) and the folder source.
-    pub fn start(config: &ServeConfig, analyser: A, sink: Box<dyn Sink>) -> Result<Self, ServeError> {
+    pub fn start(
+        config: &ServeConfig,
+        analyser: A,
+        sink: Box<dyn Sink>,
+    ) -> Result<Self, ServeError> {
         let store = Arc::new(Store::open(
             &config.store,
             StoreOptions {
@@ -228,7 +232,12 @@ impl<A: Analyse> Server<A> {
         let origin = path.display().to_string();
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
-            Err(source) => return Outcome::Refused(InputError::Io { input: origin, source }),
+            Err(source) => {
+                return Outcome::Refused(InputError::Io {
+                    input: origin,
+                    source,
+                })
+            }
         };
         let mut radiograph = match input::decode_bytes(&bytes, &origin, &self.validate) {
             Ok(r) => r,
@@ -273,7 +282,11 @@ impl<A: Analyse> Server<A> {
         if let Err(e) = self.store.complete(key, &report, &outputs) {
             return Outcome::Failed(format!("{origin}: {e}"));
         }
-        self.show(Screen::result(&report, Some(&radiograph.image), self.status()));
+        self.show(Screen::result(
+            &report,
+            Some(&radiograph.image),
+            self.status(),
+        ));
         Outcome::Reported(Box::new(report))
     }
 

@@ -32,4 +32,5 @@ pub mod reporter;
 pub mod screen;
 pub mod sink;
 pub mod systemd;
+pub mod decode;
 pub mod serve;

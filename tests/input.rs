@@ -139,6 +139,10 @@ fn bad_files_fail_with_typed_errors_naming_the_input() {
     let dcm = SynthCr::new(4, 300, 300).to_bytes();
     let mut no_pixels = SynthCr::new(5, 300, 300);
     no_pixels.pixels = None;
+    // Rows × Columns larger than the Pixel Data holds (but under the limit).
+    let mut short_pixels = SynthCr::new(13, 300, 300);
+    short_pixels.rows = 2000;
+    short_pixels.columns = 2000;
     let mut corrupt_png = png.clone();
     for b in &mut corrupt_png[60..200] {
         *b ^= 0x5A;
@@ -156,6 +160,7 @@ fn bad_files_fail_with_typed_errors_naming_the_input() {
         ("trunc.dcm", dcm[..dcm.len() / 2].to_vec(), "corrupt"),
         ("header.dcm", dcm[..200].to_vec(), "corrupt"),
         ("nopixels.dcm", no_pixels.to_bytes(), "no-pixel-data"),
+        ("short.dcm", short_pixels.to_bytes(), "corrupt"),
     ];
     for (name, bytes, code) in &cases {
         let e = decode_bytes(bytes, name, &opts()).unwrap_err();

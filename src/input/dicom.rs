@@ -88,6 +88,15 @@ pub fn study_info(obj: &DefaultDicomObject, source: &str) -> StudyInfo {
     }
 }
 
+/// The identity of a DICOM file from its header alone (for refusal screens and
+/// logs when the pixels cannot be used).
+pub fn header_info(bytes: &[u8], source: &str) -> Option<StudyInfo> {
+    is_dicom(bytes)
+        .then(|| parse(bytes, source, true).ok())
+        .flatten()
+        .map(|h| study_info(&h, source))
+}
+
 /// The SOP Instance UID of a DICOM file, reading the header only.
 pub fn sop_instance_uid(bytes: &[u8]) -> Option<String> {
     let header = parse(bytes, "", true).ok()?;

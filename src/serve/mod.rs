@@ -244,7 +244,7 @@ impl<A: Analyse> Server<A> {
             Err(e) => {
                 let screen = match &e {
                     InputError::NotChestFilm { .. } => Screen::not_chest_film(
-                        &Default::default(),
+                        &input::dicom::header_info(&bytes, &origin).unwrap_or_default(),
                         None,
                         self.status().with_error(&e.to_string()),
                     ),

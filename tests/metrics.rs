@@ -218,9 +218,16 @@ fn identical_texts_score_perfectly_and_collapse_is_counted() {
         let den: usize = lens.iter().map(|&l| (l + 1).saturating_sub(n).max(1)).sum();
         log_sum += (num as f64 / den as f64).ln();
         let expected = (log_sum / n as f64).exp();
-        assert!((s.bleu[n - 1] - expected).abs() < 1e-12, "{:?} vs {expected}", s.bleu);
+        assert!(
+            (s.bleu[n - 1] - expected).abs() < 1e-12,
+            "{:?} vs {expected}",
+            s.bleu
+        );
     }
-    assert!(s.bleu[3] < 1.0, "the fixture has identical texts shorter than 4 words");
+    assert!(
+        s.bleu[3] < 1.0,
+        "the fixture has identical texts shorter than 4 words"
+    );
     assert!((s.rouge_l - 1.0).abs() < 1e-12 && (s.rouge_l_rouge_score - 1.0).abs() < 1e-12);
     assert_eq!(s.clinical.reference_source, ReferenceSource::Labeller);
     let distinct = texts

@@ -28,6 +28,10 @@ pub trait Source {
         Ok(())
     }
 
+    /// The caller could not keep `item` (e.g. the disk is full): offer it again
+    /// on a later poll.
+    fn retry(&mut self, _item: &Received) {}
+
     /// Every input ready now; errors are returned alongside, not fatal.
     fn drain(&mut self) -> Vec<Result<Received, InputError>> {
         let mut out = Vec::new();
@@ -147,6 +151,10 @@ impl Source for FolderSource {
             origin: path.display().to_string(),
             bytes,
         }))
+    }
+
+    fn retry(&mut self, item: &Received) {
+        self.handed_out.remove(Path::new(&item.origin));
     }
 
     fn done(&mut self, item: &Received) -> Result<(), InputError> {

@@ -223,7 +223,10 @@ impl<A: Analyse> Server<A> {
                     }
                 }
                 // Left in the folder: taken again once there is room.
-                Err(e) => tracing::error!(file = %item.origin, error = %e, "cannot store"),
+                Err(e) => {
+                    tracing::error!(file = %item.origin, error = %e, "cannot store");
+                    folder.retry(&item);
+                }
             }
         }
     }

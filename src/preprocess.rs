@@ -108,8 +108,9 @@ mod tests {
         assert_eq!(t.len(), 32 * 32);
         let min = t.iter().cloned().fold(f32::INFINITY, f32::min);
         let max = t.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        assert!((min - (0.0 - 0.5) / 0.25).abs() < 0.05, "{min}");
-        assert!((max - (1.0 - 0.5) / 0.25).abs() < 0.05, "{max}");
+        // The triangle filter blends the outermost column with its neighbour.
+        assert!((min - (0.0 - 0.5) / 0.25).abs() < 0.1, "{min}");
+        assert!((max - (1.0 - 0.5) / 0.25).abs() < 0.1, "{max}");
         // Left-to-right ramp survives.
         assert!(t[0] < t[31]);
     }

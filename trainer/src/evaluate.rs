@@ -177,7 +177,7 @@ pub fn score_texts(
                     m[i] = Mention::Positive;
                 }
             }
-            m.into()
+            m
         })
         .collect();
     let clinical = metrics::evaluate_with_labels(generated, &ref_texts, &given, &opts)?.clinical;

@@ -128,7 +128,7 @@ impl CxrModel {
             Default::default(),
         );
         let thresholds = config.findings_conditioned.then(|| {
-            let t = (&dec).ones_no_train("flag_thresholds", &[ModelConfig::FINDINGS as i64]);
+            let t = dec.ones_no_train("flag_thresholds", &[ModelConfig::FINDINGS as i64]);
             let _ = tch::no_grad(|| t.shallow_clone().fill_(0.5));
             t
         });

@@ -295,3 +295,42 @@ fn resume_continues_the_same_schedule() {
         assert!(split.path().join(f).exists(), "{f} missing");
     }
 }
+
+/// The real IU layout with images (`ecgen-radiology/` beside `NLMCXR_png/`) trains
+/// on true pairs with no NIH folder. The pixels here are NIH fixture images saved
+/// under IU file names: this exercises the code path, not the data.
+#[test]
+fn true_iu_pairs_train_from_the_distributed_layout() {
+    let root = tempfile::tempdir().unwrap();
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/iu/ecgen-radiology");
+    let reports = root.path().join("ecgen-radiology");
+    let pngs = root.path().join("NLMCXR_png");
+    std::fs::create_dir_all(&reports).unwrap();
+    std::fs::create_dir_all(&pngs).unwrap();
+    let nih: Vec<PathBuf> = data::read_nih(&fixture_dir()).unwrap().into_iter().map(|s| s.path).collect();
+    let mut n = 0;
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let p = entry.unwrap().path();
+        let xml = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(reports.join(p.file_name().unwrap()), &xml).unwrap();
+        for id in xml.split("parentImage id=\"").skip(1).filter_map(|s| s.split('"').next()) {
+            std::fs::copy(&nih[n % nih.len()], pngs.join(format!("{id}.png"))).unwrap();
+            n += 1;
+        }
+    }
+    let mut cfg = tiny_run_config();
+    cfg.data.nih = None;
+    cfg.data.reports = reports;
+    cfg.epochs = 1;
+    let d = data::load(&cfg.data).unwrap();
+    assert!(d.true_pairs);
+    assert!(d.provenance.contains("true image-report pairs"));
+    // Each image is paired with its own study's report.
+    for s in d.train.iter() {
+        let r = &d.train_reports[s.own_report.unwrap()];
+        assert_eq!(r.uid, s.group);
+    }
+    let out = tempfile::tempdir().unwrap();
+    let best = crate::train::train(&cfg, out.path(), false, None).unwrap();
+    assert_eq!(best.val.generated.len(), d.val.len());
+}

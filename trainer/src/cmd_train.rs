@@ -68,6 +68,9 @@ pub struct Args {
     /// Continue the run in --out from its last checkpoint and schedule.
     #[arg(long)]
     pub resume: bool,
+    /// Initialise the word embeddings from `cxr-train embeddings` output.
+    #[arg(long)]
+    pub init_embeddings: Option<PathBuf>,
     /// Stop after this many epochs (the run can be continued with --resume).
     #[arg(long)]
     pub stop_after: Option<usize>,
@@ -120,6 +123,7 @@ impl Args {
             patience: self.patience,
             seed: self.seed,
             threads: self.threads,
+            init_embeddings: self.init_embeddings.clone(),
         }
     }
 }

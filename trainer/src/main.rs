@@ -16,6 +16,7 @@ mod cmd_eval;
 mod cmd_score;
 mod cmd_train;
 mod data;
+mod embeddings;
 mod evaluate;
 mod model;
 mod pairing;
@@ -53,6 +54,8 @@ enum Command {
     Eval(cmd_eval::Args),
     /// Turn a trained run into a verified device bundle (ONNX, NNEF, manifest).
     Bundle(cmd_bundle::Args),
+    /// Learn in-domain word embeddings from the report corpus (PPMI + SVD).
+    Embeddings(embeddings::Args),
 }
 
 fn run() -> anyhow::Result<()> {
@@ -64,6 +67,7 @@ fn run() -> anyhow::Result<()> {
         Command::Train(a) => cmd_train::run(a),
         Command::Eval(a) => cmd_eval::run(a),
         Command::Bundle(a) => cmd_bundle::run(a),
+        Command::Embeddings(a) => embeddings::run(a),
     }
 }
 

@@ -167,6 +167,11 @@ impl CxrModel {
         }
     }
 
+    /// The word embedding matrix `[V, E]` (`dec.emb.weight`).
+    pub fn embedding_weight(&self) -> &Tensor {
+        &self.emb.ws
+    }
+
     /// Set the findings-conditioning thresholds (no-op for unconditioned models).
     pub fn set_thresholds(&self, t: &[f32; 10]) {
         if let Some(th) = &self.thresholds {

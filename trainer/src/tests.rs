@@ -334,3 +334,30 @@ fn true_iu_pairs_train_from_the_distributed_layout() {
     let best = crate::train::train(&cfg, out.path(), false, None).unwrap();
     assert_eq!(best.val.generated.len(), d.val.len());
 }
+
+#[test]
+fn corpus_embeddings_initialise_the_decoder() {
+    let texts: Vec<String> = REPORTS.iter().cycle().take(40).map(|s| s.to_string()).collect();
+    let e = crate::embeddings::fit(&texts, 4, 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("emb.json");
+    std::fs::write(&path, serde_json::to_vec(&e).unwrap()).unwrap();
+    let vocab = Vocab::build(REPORTS.iter().copied(), 1);
+    let mut cfg = tiny_config(DecoderKind::Attention, vocab.len());
+    cfg.embed_dim = 4;
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = CxrModel::new(&vs.root(), &cfg, 0.0);
+    let before = model.embedding_weight().copy();
+    let words: Vec<String> = (0..vocab.len() as u32).map(|i| vocab.token(i).unwrap().to_string()).collect();
+    let n = crate::embeddings::init_matrix(model.embedding_weight(), &words, &path).unwrap();
+    assert_eq!(n, vocab.len() - 4, "every word but the four specials");
+    let id = vocab.id("pneumonia").unwrap() as i64;
+    assert!(!model.embedding_weight().get(id).equal(&before.get(id)));
+    assert!(model.embedding_weight().get(0).equal(&before.get(0)));
+    let mut bad = cfg.clone();
+    bad.embed_dim = 8;
+    let vs2 = nn::VarStore::new(Device::Cpu);
+    let m2 = CxrModel::new(&vs2.root(), &bad, 0.0);
+    let err = crate::embeddings::init_matrix(m2.embedding_weight(), &words, &path).unwrap_err();
+    assert!(format!("{err:#}").contains("emb.json"), "{err:#}");
+}

@@ -43,6 +43,9 @@ pub struct TrainConfig {
     pub patience: usize,
     pub seed: u64,
     pub threads: usize,
+    /// Word vectors (`cxr-train embeddings`) to initialise `dec.emb` from.
+    #[serde(default)]
+    pub init_embeddings: Option<PathBuf>,
 }
 
 /// What one epoch measured; the list is `<run>/metrics.json`.
@@ -146,6 +149,13 @@ pub fn train(
 
     let mut vs = nn::VarStore::new(device);
     let model = CxrModel::new(&vs.root(), &model_cfg, cfg.dropout);
+    if let (Some(p), false) = (&cfg.init_embeddings, resume) {
+        let words: Vec<String> = (0..data.vocab.len() as u32)
+            .map(|i| data.vocab.token(i).unwrap_or_default().to_string())
+            .collect();
+        let n = crate::embeddings::init_matrix(model.embedding_weight(), &words, p)?;
+        eprintln!("initialised {n} of {} word embeddings from {}", words.len(), p.display());
+    }
     let mut state = RunState::default();
     let mut history: Vec<EpochRecord> = Vec::new();
     if resume && out.join("state.json").exists() {

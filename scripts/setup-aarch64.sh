@@ -6,6 +6,9 @@
 #   scripts/setup-aarch64.sh --build     install + release binary only
 #   scripts/setup-aarch64.sh --env       print the environment to use (eval "$(scripts/setup-aarch64.sh --env)")
 #
+# The release binary is built with FEATURES (default: hardware, i.e. the SPI panel, SSD1306,
+# framebuffer and GPIO drivers a unit needs); the tests run with the default features.
+#
 # Route measured in /work/shared/TOOLCHAIN.md: Debian bookworm's rustc-web/cargo-web (1.96)
 # with the arm64 standard library, the GNU aarch64 cross gcc as linker and qemu-user as the
 # test runner. qemu runs WITHOUT `-L /usr/aarch64-linux-gnu`: mixing that sysroot's libc with
@@ -17,6 +20,7 @@
 set -euo pipefail
 TARGET=aarch64-unknown-linux-gnu
 TOOLCHAIN=debian-web
+FEATURES=${FEATURES-hardware}
 mode=${1:-all}
 here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=/dev/null
@@ -62,7 +66,7 @@ esac
 install_toolchain
 eval "$(print_env)"
 cd "$here"
-cargo "+$TOOLCHAIN" build --release --target "$TARGET" --bin cxr-edge
+cargo "+$TOOLCHAIN" build --release --target "$TARGET" --bin cxr-edge --features "$FEATURES"
 bin="$CARGO_TARGET_DIR/$TARGET/release/cxr-edge"
 size=$(stat -c %s "$bin")
 echo "aarch64 release binary: $bin ($size bytes, $((size / 1024 / 1024)) MiB)"

@@ -112,8 +112,9 @@ fn baseline_rows(b: &serde_json::Value) -> String {
             })
             .collect(),
         serde_json::Value::Object(m) => m
-            .get("baselines")
-            .map(|inner| return_rows(inner))
+            .get("rows")
+            .or_else(|| m.get("baselines"))
+            .map(return_rows)
             .unwrap_or_else(|| m.iter().map(|(k, v)| (k.clone(), v)).collect()),
         _ => Vec::new(),
     };
@@ -131,7 +132,7 @@ fn baseline_rows(b: &serde_json::Value) -> String {
         .iter()
         .map(|(name, s)| {
             format!(
-                "| {name} | {} | {} | {} | {} | {} | {} | – |\n",
+                "| {name} (IU text, by indication) | {} | {} | {} | {} | {} | {} | – |\n",
                 num(s, &["bleu", "0"]),
                 num(s, &["bleu", "3"]),
                 num(s, &["rouge_l"]),

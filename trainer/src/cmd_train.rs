@@ -104,7 +104,8 @@ impl Args {
                 ..Default::default()
             },
             data: DataOptions {
-                nih: self.nih.clone(),
+                // `--nih ''` selects true IU pairs (no NIH images).
+                nih: self.nih.clone().filter(|p| !p.as_os_str().is_empty()),
                 reports: self.reports.clone(),
                 val_percent: self.val_percent,
                 min_count: self.min_count,

@@ -307,3 +307,44 @@ fn kill_9_loses_no_acknowledged_instance() {
         assert!(!report.impression.is_empty());
     }
 }
+
+/// Under systemd (`Type=notify`, `WatchdogSec`) the loop reports readiness once
+/// and keeps pinging the watchdog while it idles.
+#[test]
+fn serve_tells_systemd_it_is_ready_and_alive() {
+    use std::os::unix::net::UnixDatagram;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let sock_path = tmp.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let reporter = Reporter::open(&tiny(), &ReporterOptions::default()).unwrap();
+    let mut server = Server::start(&config(tmp.path(), None), reporter, Box::new(NoSink)).unwrap();
+    server.set_notifier(cxr_edge::systemd::Notifier::with_socket(
+        &sock_path,
+        Some(Duration::from_millis(400)),
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    // The server is not Send (its display sink may own hardware): it runs here,
+    // and the listener stops it once it has heard enough.
+    let listener = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            match sock.recv(&mut buf) {
+                Ok(n) => got.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                Err(_) => break,
+            }
+        }
+        flag.store(true, Ordering::SeqCst);
+        got
+    });
+    server.run(&stop);
+    let got = listener.join().unwrap();
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[0], "READY=1");
+    assert!(got[1..].iter().all(|m| m == "WATCHDOG=1"), "{got:?}");
+}

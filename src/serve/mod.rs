@@ -104,6 +104,8 @@ pub struct Server<A: Analyse> {
     poll: Duration,
     /// Keys refused or failed in this run, with the reason.
     failed: HashMap<String, String>,
+    /// systemd readiness and watchdog (a no-op outside a `Type=notify` unit).
+    notifier: crate::systemd::Notifier,
 }
 
 impl<A: Analyse> Server<A> {
@@ -149,7 +151,13 @@ impl<A: Analyse> Server<A> {
             wake,
             poll: Duration::from_millis(config.poll_ms.max(10)),
             failed: HashMap::new(),
+            notifier: crate::systemd::Notifier::from_env(),
         })
+    }
+
+    /// Replace the systemd notifier (tests use an explicit socket).
+    pub fn set_notifier(&mut self, notifier: crate::systemd::Notifier) {
+        self.notifier = notifier;
     }
 
     /// Where the receiver listens (port 0 in the configuration picks one).
@@ -164,7 +172,16 @@ impl<A: Analyse> Server<A> {
     /// Run until `stop` is set.
     pub fn run(&mut self, stop: &AtomicBool) {
         self.show(Screen::idle(self.status()));
+        if let Err(e) = self.notifier.ready() {
+            tracing::warn!(error = %e, "systemd notification");
+        }
+        let ping = self.notifier.watchdog_interval();
+        let mut last_ping = std::time::Instant::now();
         while !stop.load(Ordering::SeqCst) {
+            if ping.is_some_and(|p| last_ping.elapsed() >= p / 2) {
+                let _ = self.notifier.watchdog();
+                last_ping = std::time::Instant::now();
+            }
             let did = self.step();
             if did.is_empty() {
                 let _ = self.wake.recv_timeout(self.poll);

@@ -134,7 +134,12 @@ impl ModelConfig {
 
     /// Width of the vector the decoder's start state (or image vector) is made from.
     pub fn cond_size(&self) -> usize {
-        self.grid_channels() + if self.findings_conditioned { Self::FINDINGS } else { 0 }
+        self.grid_channels()
+            + if self.findings_conditioned {
+                Self::FINDINGS
+            } else {
+                0
+            }
     }
 
     /// Number of grid cells N.

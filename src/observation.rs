@@ -116,7 +116,10 @@ mod tests {
             assert_eq!(Observation::from_key(o.key()), Some(o));
             assert_eq!(Observation::from_key(o.nih_column()), Some(o));
         }
-        assert_eq!(Observation::from_key("normal"), Some(Observation::NoFinding));
+        assert_eq!(
+            Observation::from_key("normal"),
+            Some(Observation::NoFinding)
+        );
         assert_eq!(Observation::from_key("fracture"), None);
     }
 }

@@ -319,7 +319,8 @@ fn serve_tells_systemd_it_is_ready_and_alive() {
     let tmp = tempfile::tempdir().unwrap();
     let sock_path = tmp.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let reporter = Reporter::open(&tiny(), &ReporterOptions::default()).unwrap();
     let mut server = Server::start(&config(tmp.path(), None), reporter, Box::new(NoSink)).unwrap();
     server.set_notifier(cxr_edge::systemd::Notifier::with_socket(

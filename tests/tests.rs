@@ -1,17 +1,17 @@
 //! One integration-test binary; each topic is a module.
 
-mod util;
-mod corpus;
-mod text;
 mod bundle;
-mod labeller;
+mod cli;
+mod corpus;
 mod decode;
 mod input;
-mod reporter;
+mod labeller;
 mod metrics;
+mod output;
+mod reporter;
 mod scp;
 mod screen;
-mod output;
-mod store;
-mod cli;
 mod serve;
+mod store;
+mod text;
+mod util;

@@ -302,9 +302,7 @@ fn truncate(s: &str, max: usize) -> &str {
 fn dicom_date_time(rfc3339: &str) -> Option<(String, String)> {
     let (date, rest) = rfc3339.split_once('T')?;
     let d: String = date.chars().filter(|c| *c != '-').collect();
-    let end = rest
-        .find(['Z', '+', '-'])
-        .unwrap_or(rest.len());
+    let end = rest.find(['Z', '+', '-']).unwrap_or(rest.len());
     let t: String = rest[..end].chars().filter(|c| *c != ':').collect();
     let ok = d.len() == 8
         && d.bytes().all(|b| b.is_ascii_digit())

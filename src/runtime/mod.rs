@@ -1,7 +1,7 @@
 //! The model seam: everything above this trait is tract-free.
 
-pub mod tract;
 pub mod fake;
+pub mod tract;
 
 use thiserror::Error;
 

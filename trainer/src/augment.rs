@@ -38,7 +38,9 @@ impl Augment {
         let mut theta = Vec::with_capacity(b as usize * 6);
         let mut affine = Vec::with_capacity(b as usize * 3);
         for _ in 0..b {
-            let a = rng.gen_range(-self.max_rotate_deg..=self.max_rotate_deg).to_radians();
+            let a = rng
+                .gen_range(-self.max_rotate_deg..=self.max_rotate_deg)
+                .to_radians();
             let s = rng.gen_range(self.scale.0..=self.scale.1);
             let tx = rng.gen_range(-self.max_translate..=self.max_translate) * 2.0;
             let ty = rng.gen_range(-self.max_translate..=self.max_translate) * 2.0;
@@ -60,7 +62,9 @@ impl Augment {
         let grid = Tensor::affine_grid_generator(&theta, [b, 1, h, w], false);
         // Bilinear, border padding: the film edge is repeated rather than black bars.
         let warped = x.grid_sampler(&grid, 0, 1, false);
-        let p = Tensor::from_slice(&affine).view([b, 3, 1, 1]).to_device(device);
+        let p = Tensor::from_slice(&affine)
+            .view([b, 3, 1, 1])
+            .to_device(device);
         let unit = (warped * std + mean).clamp(0.0, 1.0);
         let gamma = unit.pow(&p.narrow(1, 2, 1));
         let adjusted = (gamma - 0.5) * p.narrow(1, 0, 1) + 0.5 + p.narrow(1, 1, 1);

@@ -35,23 +35,26 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 pub fn run(a: Args) -> Result<()> {
     let best = a.run.join("best");
     let cfg: TrainConfig = read_json(&a.run.join("config.json"))?;
-    let thresholds: serde_json::Map<String, serde_json::Value> = read_json(&best.join("thresholds.json"))?;
+    let thresholds: serde_json::Map<String, serde_json::Value> =
+        read_json(&best.join("thresholds.json"))?;
     let validation: serde_json::Value = read_json(&best.join("validation.json"))?;
     let provenance = std::fs::read_to_string(best.join("provenance.txt")).unwrap_or_default();
-    let id = a
-        .id
-        .clone()
-        .or_else(|| a.out.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .context("no model id")?;
+    let id =
+        a.id.clone()
+            .or_else(|| a.out.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .context("no model id")?;
     let mut opts = BuildOptions::new(id, Vocab::BOS, Vocab::EOS);
     opts.preprocess = cfg.preprocess.clone();
     opts.thresholds = Observation::ALL
         .iter()
         .filter_map(|o| {
-            thresholds.get(o.key()).and_then(|v| v.as_f64()).map(|t| ObservationThreshold {
-                observation: *o,
-                threshold: t as f32,
-            })
+            thresholds
+                .get(o.key())
+                .and_then(|v| v.as_f64())
+                .map(|t| ObservationThreshold {
+                    observation: *o,
+                    threshold: t as f32,
+                })
         })
         .collect();
     opts.provenance = serde_json::json!({

@@ -41,7 +41,11 @@ pub fn run(a: Args) -> Result<()> {
     )?;
     let mut data = data::load(&cfg.data)?;
     data.vocab = cxr_edge::text::Vocab::load(&ckpt.join("vocab.json"))?;
-    for t in data.train_reports.iter_mut().chain(data.val_reports.iter_mut()) {
+    for t in data
+        .train_reports
+        .iter_mut()
+        .chain(data.val_reports.iter_mut())
+    {
         t.tokens = data.vocab.encode(&t.text);
     }
     let cache = std::env::var_os("CXR_CACHE").map(|c| PathBuf::from(c).join("image-cache"));
@@ -81,15 +85,20 @@ pub fn run(a: Args) -> Result<()> {
         v.text.distinct_candidates,
         v.mean_auroc
     ));
-    table.push_str("\nPer-observation AUROC of the findings head:\n\n| observation | AUROC |\n| --- | --- |\n");
+    table.push_str(
+        "\nPer-observation AUROC of the findings head:\n\n| observation | AUROC |\n| --- | --- |\n",
+    );
     for (o, x) in &v.auroc {
         table.push_str(&format!(
             "| {} | {} |\n",
             o.display_name(),
-            x.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a (one class)".into())
+            x.map(|x| format!("{x:.3}"))
+                .unwrap_or_else(|| "n/a (one class)".into())
         ));
     }
-    table.push_str("\nClinical efficacy counts uncertain mentions as negative (the R2Gen convention).\n");
+    table.push_str(
+        "\nClinical efficacy counts uncertain mentions as negative (the R2Gen convention).\n",
+    );
     println!("{table}");
     if let Some(p) = &a.markdown {
         std::fs::write(p, &table).with_context(|| format!("writing {}", p.display()))?;
@@ -126,7 +135,9 @@ fn baseline_rows(b: &serde_json::Value) -> String {
                 Err(_) => &cur[*p],
             };
         }
-        cur.as_f64().map(|x| format!("{x:.3}")).unwrap_or_else(|| "–".into())
+        cur.as_f64()
+            .map(|x| format!("{x:.3}"))
+            .unwrap_or_else(|| "–".into())
     };
     entries
         .iter()
@@ -150,7 +161,10 @@ fn return_rows(inner: &serde_json::Value) -> Vec<(String, &serde_json::Value)> {
             .iter()
             .map(|e| {
                 (
-                    e.get("name").and_then(|n| n.as_str()).unwrap_or("baseline").to_string(),
+                    e.get("name")
+                        .and_then(|n| n.as_str())
+                        .unwrap_or("baseline")
+                        .to_string(),
                     e.get("scores").unwrap_or(e),
                 )
             })

@@ -58,7 +58,12 @@ pub fn run(a: Args) -> Result<()> {
     }
     std::fs::write(&a.out, serde_json::to_vec(&e)?)
         .with_context(|| format!("writing {}", a.out.display()))?;
-    println!("{} words × {} dims → {}", e.words.len(), e.dim, a.out.display());
+    println!(
+        "{} words × {} dims → {}",
+        e.words.len(),
+        e.dim,
+        a.out.display()
+    );
     Ok(())
 }
 
@@ -82,7 +87,10 @@ pub fn fit(texts: &[String], dim: usize, min_count: usize) -> Result<Embeddings>
     let index: BTreeMap<&str, usize> = words.iter().enumerate().map(|(i, w)| (*w, i)).collect();
     let mut co = vec![0f32; v * v];
     for t in texts {
-        let ids: Vec<usize> = t.split_whitespace().filter_map(|w| index.get(w).copied()).collect();
+        let ids: Vec<usize> = t
+            .split_whitespace()
+            .filter_map(|w| index.get(w).copied())
+            .collect();
         for (i, &a) in ids.iter().enumerate() {
             for &b in ids.iter().skip(i + 1).take(4) {
                 co[a * v + b] += 1.0;
@@ -94,8 +102,12 @@ pub fn fit(texts: &[String], dim: usize, min_count: usize) -> Result<Embeddings>
     let total = m.sum(Kind::Float);
     let row = m.sum_dim_intlist(1, true, Kind::Float);
     let col = m.sum_dim_intlist(0, true, Kind::Float);
-    let pmi = ((&m * &total) / (row * col).clamp_min(1e-12)).clamp_min(1e-12).log();
-    let ppmi = pmi.where_self(&m.gt(0.0), &Tensor::zeros_like(&m)).clamp_min(0.0);
+    let pmi = ((&m * &total) / (row * col).clamp_min(1e-12))
+        .clamp_min(1e-12)
+        .log();
+    let ppmi = pmi
+        .where_self(&m.gt(0.0), &Tensor::zeros_like(&m))
+        .clamp_min(0.0);
     let (u, s, _) = ppmi.svd(true, true);
     let emb = u.narrow(1, 0, dim as i64) * s.narrow(0, 0, dim as i64).sqrt().unsqueeze(0);
     let flat: Vec<f32> = Vec::try_from(emb.contiguous().view([-1]))?;
@@ -120,10 +132,17 @@ pub fn init_matrix(weight: &Tensor, vocab_words: &[String], path: &Path) -> Resu
     .with_context(|| format!("parsing {}", path.display()))?;
     let width = weight.size()[1] as usize;
     if e.dim != width {
-        bail!("{}: {} dimensions, the model embeds in {width}", path.display(), e.dim);
+        bail!(
+            "{}: {} dimensions, the model embeds in {width}",
+            path.display(),
+            e.dim
+        );
     }
     let all: Vec<f32> = e.words.values().flatten().copied().collect();
-    let sd = Tensor::from_slice(&all).std(true).double_value(&[]).max(1e-8);
+    let sd = Tensor::from_slice(&all)
+        .std(true)
+        .double_value(&[])
+        .max(1e-8);
     let target = weight.std(true).double_value(&[]);
     let mut n = 0;
     tch::no_grad(|| {

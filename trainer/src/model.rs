@@ -175,7 +175,10 @@ impl CxrModel {
     /// Set the findings-conditioning thresholds (no-op for unconditioned models).
     pub fn set_thresholds(&self, t: &[f32; 10]) {
         if let Some(th) = &self.thresholds {
-            tch::no_grad(|| th.shallow_clone().copy_(&Tensor::from_slice(t).to_device(th.device())));
+            tch::no_grad(|| {
+                th.shallow_clone()
+                    .copy_(&Tensor::from_slice(t).to_device(th.device()))
+            });
         }
     }
 

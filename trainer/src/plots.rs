@@ -14,18 +14,37 @@ pub fn write(history: &[EpochRecord], out: &Path) -> Result<()> {
         return Ok(());
     }
     register_font()?;
-    let loss: Vec<(f64, f64)> = history.iter().map(|r| (r.epoch as f64, r.train_loss)).collect();
-    let text: Vec<(f64, f64)> = history.iter().map(|r| (r.epoch as f64, r.text_loss)).collect();
-    plot(&out.join("loss.png"), &[("train loss", &loss), ("text loss", &text)])?;
-    let auroc: Vec<(f64, f64)> = history.iter().map(|r| (r.epoch as f64, r.val.mean_auroc)).collect();
+    let loss: Vec<(f64, f64)> = history
+        .iter()
+        .map(|r| (r.epoch as f64, r.train_loss))
+        .collect();
+    let text: Vec<(f64, f64)> = history
+        .iter()
+        .map(|r| (r.epoch as f64, r.text_loss))
+        .collect();
+    plot(
+        &out.join("loss.png"),
+        &[("train loss", &loss), ("text loss", &text)],
+    )?;
+    let auroc: Vec<(f64, f64)> = history
+        .iter()
+        .map(|r| (r.epoch as f64, r.val.mean_auroc))
+        .collect();
     let f1: Vec<(f64, f64)> = history
         .iter()
         .map(|r| (r.epoch as f64, r.val.clinical_vs_labels.micro.f1))
         .collect();
-    let bleu: Vec<(f64, f64)> = history.iter().map(|r| (r.epoch as f64, r.val.text.bleu[3])).collect();
+    let bleu: Vec<(f64, f64)> = history
+        .iter()
+        .map(|r| (r.epoch as f64, r.val.text.bleu[3]))
+        .collect();
     plot(
         &out.join("validation.png"),
-        &[("mean AUROC", &auroc), ("clinical micro-F1", &f1), ("BLEU-4", &bleu)],
+        &[
+            ("mean AUROC", &auroc),
+            ("clinical micro-F1", &f1),
+            ("BLEU-4", &bleu),
+        ],
     )
 }
 
@@ -36,8 +55,12 @@ fn register_font() -> Result<()> {
     DONE.get_or_init(|| {
         const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
         let bytes = std::fs::read(FONT).map_err(|e| format!("{FONT}: {e}"))?;
-        plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(bytes.into_boxed_slice()))
-            .map_err(|_| format!("{FONT}: not a usable font"))
+        plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            Box::leak(bytes.into_boxed_slice()),
+        )
+        .map_err(|_| format!("{FONT}: not a usable font"))
     })
     .clone()
     .map_err(|e| anyhow!(e))
@@ -62,7 +85,11 @@ fn plot(path: &Path, series: &[(&str, &[(f64, f64)])]) -> Result<()> {
         .y_label_area_size(40)
         .build_cartesian_2d(0.0..xmax + 0.5, 0.0..ymax.max(1e-3))
         .map_err(|e| err(&e))?;
-    chart.configure_mesh().x_desc("epoch").draw().map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .draw()
+        .map_err(|e| err(&e))?;
     for (i, (name, s)) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart

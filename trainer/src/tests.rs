@@ -302,18 +302,27 @@ fn resume_continues_the_same_schedule() {
 #[test]
 fn true_iu_pairs_train_from_the_distributed_layout() {
     let root = tempfile::tempdir().unwrap();
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/iu/ecgen-radiology");
+    let src =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/iu/ecgen-radiology");
     let reports = root.path().join("ecgen-radiology");
     let pngs = root.path().join("NLMCXR_png");
     std::fs::create_dir_all(&reports).unwrap();
     std::fs::create_dir_all(&pngs).unwrap();
-    let nih: Vec<PathBuf> = data::read_nih(&fixture_dir()).unwrap().into_iter().map(|s| s.path).collect();
+    let nih: Vec<PathBuf> = data::read_nih(&fixture_dir())
+        .unwrap()
+        .into_iter()
+        .map(|s| s.path)
+        .collect();
     let mut n = 0;
     for entry in std::fs::read_dir(&src).unwrap() {
         let p = entry.unwrap().path();
         let xml = std::fs::read_to_string(&p).unwrap();
         std::fs::write(reports.join(p.file_name().unwrap()), &xml).unwrap();
-        for id in xml.split("parentImage id=\"").skip(1).filter_map(|s| s.split('"').next()) {
+        for id in xml
+            .split("parentImage id=\"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+        {
             std::fs::copy(&nih[n % nih.len()], pngs.join(format!("{id}.png"))).unwrap();
             n += 1;
         }
@@ -337,7 +346,12 @@ fn true_iu_pairs_train_from_the_distributed_layout() {
 
 #[test]
 fn corpus_embeddings_initialise_the_decoder() {
-    let texts: Vec<String> = REPORTS.iter().cycle().take(40).map(|s| s.to_string()).collect();
+    let texts: Vec<String> = REPORTS
+        .iter()
+        .cycle()
+        .take(40)
+        .map(|s| s.to_string())
+        .collect();
     let e = crate::embeddings::fit(&texts, 4, 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("emb.json");
@@ -348,7 +362,9 @@ fn corpus_embeddings_initialise_the_decoder() {
     let vs = nn::VarStore::new(Device::Cpu);
     let model = CxrModel::new(&vs.root(), &cfg, 0.0);
     let before = model.embedding_weight().copy();
-    let words: Vec<String> = (0..vocab.len() as u32).map(|i| vocab.token(i).unwrap().to_string()).collect();
+    let words: Vec<String> = (0..vocab.len() as u32)
+        .map(|i| vocab.token(i).unwrap().to_string())
+        .collect();
     let n = crate::embeddings::init_matrix(model.embedding_weight(), &words, &path).unwrap();
     assert_eq!(n, vocab.len() - 4, "every word but the four specials");
     let id = vocab.id("pneumonia").unwrap() as i64;

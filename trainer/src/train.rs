@@ -154,7 +154,11 @@ pub fn train(
             .map(|i| data.vocab.token(i).unwrap_or_default().to_string())
             .collect();
         let n = crate::embeddings::init_matrix(model.embedding_weight(), &words, p)?;
-        eprintln!("initialised {n} of {} word embeddings from {}", words.len(), p.display());
+        eprintln!(
+            "initialised {n} of {} word embeddings from {}",
+            words.len(),
+            p.display()
+        );
     }
     let mut state = RunState::default();
     let mut history: Vec<EpochRecord> = Vec::new();
@@ -233,7 +237,11 @@ pub fn train(
                 .collect();
             // Teacher-forced conditioning: the paired report's own findings.
             let flags = label_tensor(
-                picked.iter().map(|&r| pairing::labels_from_mask(data.train_reports[r].mask)).collect::<Vec<_>>().iter(),
+                picked
+                    .iter()
+                    .map(|&r| pairing::labels_from_mask(data.train_reports[r].mask))
+                    .collect::<Vec<_>>()
+                    .iter(),
                 device,
             );
             let tokens = data::batch_tokens(&seqs, Vocab::BOS, Vocab::EOS).to_device(device);

@@ -23,6 +23,9 @@ pub struct Args {
     pub baselines: Option<PathBuf>,
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Also decode with beam search of this width (the device's decode policy).
+    #[arg(long)]
+    pub beam: Option<usize>,
     /// Write the table as Markdown here too.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
@@ -85,6 +88,21 @@ pub fn run(a: Args) -> Result<()> {
         v.text.distinct_candidates,
         v.mean_auroc
     ));
+    if let Some(width) = a.beam {
+        let texts = beam_texts(&model, &data, &images, width)?;
+        let (s, c) = evaluate::score_texts(&data, &texts)?;
+        table.push_str(&format!(
+            "| {} beam {width} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {:.3} |\n",
+            a.run.display(),
+            s.bleu[0],
+            s.bleu[3],
+            s.rouge_l,
+            s.cider_d,
+            c.micro.f1,
+            s.distinct_candidates,
+            v.mean_auroc
+        ));
+    }
     table.push_str(
         "\nPer-observation AUROC of the findings head:\n\n| observation | AUROC |\n| --- | --- |\n",
     );
@@ -172,4 +190,29 @@ fn return_rows(inner: &serde_json::Value) -> Vec<(String, &serde_json::Value)> {
         serde_json::Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), v)).collect(),
         _ => Vec::new(),
     }
+}
+
+/// Beam-search texts for the validation images through the device's decoder
+/// policy over the libtorch model (thresholds already set by `validate`).
+fn beam_texts(
+    model: &CxrModel,
+    data: &data::Dataset,
+    images: &tch::Tensor,
+    width: usize,
+) -> Result<Vec<String>> {
+    use cxr_edge::decode::{self, DecodeOptions, Strategy};
+    use cxr_edge::runtime::Runtime;
+    use cxr_edge::text::Vocab;
+    let rt = crate::tch_runtime::TchRuntime { model };
+    let mut opts = DecodeOptions::new(Vocab::BOS, Vocab::EOS, model.config.max_len)
+        .with_strategy(Strategy::Beam { width });
+    opts.suppress = vec![Vocab::PAD, Vocab::UNK];
+    let mut out = Vec::new();
+    for i in 0..images.size()[0] {
+        let pixels: Vec<f32> = Vec::try_from(images.get(i).contiguous().view([-1]))?;
+        let enc = rt.encode(&pixels)?;
+        let d = decode::decode(&rt, &enc, &opts)?;
+        out.push(data.vocab.decode(&d.tokens));
+    }
+    Ok(out)
 }

@@ -21,6 +21,7 @@ mod evaluate;
 mod model;
 mod pairing;
 mod plots;
+mod tch_runtime;
 #[cfg(test)]
 mod tests;
 mod train;

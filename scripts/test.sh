@@ -4,6 +4,7 @@
 # test: host (device crate + trainer) and the device crate under qemu-aarch64.
 # Idempotent; caches live in $CXR_CACHE (default ~/.cache/cxr-edge), outside the clone.
 set -euo pipefail
+shopt -s inherit_errexit 2>/dev/null || true
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
@@ -28,8 +29,15 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
 step "tests (x86_64)"
-cargo test --workspace
+cargo test --workspace 2>&1 | tee -a "$log"
 
 step "aarch64 release build and tests under qemu"
-scripts/setup-aarch64.sh
+scripts/setup-aarch64.sh 2>&1 | tee -a "$log"
+
+# One closing line over every test binary run above (x86_64 and aarch64).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"

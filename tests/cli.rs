@@ -94,9 +94,11 @@ fn screen_and_out_folder_are_written() {
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("screen.png");
     let out = dir.path().join("out");
+    let dcm = sample().with_extension("dcm");
     let o = cxr(&[
         &"report",
         &sample(),
+        &dcm,
         &"--model",
         &tiny(),
         &"--screen",
@@ -107,10 +109,14 @@ fn screen_and_out_folder_are_written() {
     assert!(o.status.success(), "{}", stderr(&o));
     let img = image::open(&png).unwrap();
     assert!(img.width() > 100 && img.height() > 100);
-    let json = std::fs::read(out.join("nih_00001638_000_normal.report.json")).unwrap();
+    let json = std::fs::read(out.join("nih_00001638_000_normal.png.report.json")).unwrap();
     let report: Report = serde_json::from_slice(&json).unwrap();
     assert!(report.study.source.ends_with("nih_00001638_000_normal.png"));
-    assert!(out.join("nih_00001638_000_normal.fhir.json").is_file());
+    assert!(out.join("nih_00001638_000_normal.png.fhir.json").is_file());
+    // The same film as DICOM keeps its own report beside the PNG's.
+    let json = std::fs::read(out.join("nih_00001638_000_normal.dcm.report.json")).unwrap();
+    let report: Report = serde_json::from_slice(&json).unwrap();
+    assert!(report.study.source.ends_with("nih_00001638_000_normal.dcm"));
 }
 
 #[test]

@@ -33,7 +33,7 @@ pub struct Args {
     /// before the extension when several files are given).
     #[arg(long, value_name = "PNG")]
     pub screen: Option<PathBuf>,
-    /// Also write `<stem>.report.json`, FHIR and (for DICOM) SR files here.
+    /// Also write `<file name>.report.json`, FHIR and (for DICOM) SR files here.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Report even on films that do not look like frontal chest radiographs.
@@ -148,8 +148,10 @@ fn one(
     report.timings.decode_image_ms = decode_ms;
     report.timings.total_ms += decode_ms;
     if let Some(dir) = out {
+        // The whole file name, so `x.png` and `x.dcm` do not overwrite each
+        // other's reports.
         let stem = file
-            .file_stem()
+            .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "report".into());
         let extra = output::render_extra(&report, None)?;

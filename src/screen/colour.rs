@@ -345,7 +345,12 @@ fn status_bar<D: DrawTarget<Color = Rgb565>>(
     .draw(target)?;
     let mut right_text: String<32> = String::new();
     if let Some(ms) = status.latency_ms {
-        let _ = write!(right_text, "{}.{} s  ", ms / 1000, (ms % 1000) / 100);
+        // Milliseconds below a second: a fast model would otherwise read "0.0 s".
+        if ms < 1000 {
+            let _ = write!(right_text, "{ms} ms  ");
+        } else {
+            let _ = write!(right_text, "{}.{} s  ", ms / 1000, (ms % 1000) / 100);
+        }
     }
     let _ = write!(right_text, "queue {}", status.queue_len);
     right(

@@ -73,5 +73,6 @@ echo "aarch64 release binary: $bin ($size bytes, $((size / 1024 / 1024)) MiB)"
 file "$bin" 2>/dev/null || true
 [ "$mode" = "--build" ] && exit 0
 
-cargo "+$TOOLCHAIN" test --release --target "$TARGET" --lib --bins --tests
+CXR_TEST_RUNNER="qemu-aarch64 -cpu cortex-a72" \
+  cargo "+$TOOLCHAIN" test --release --target "$TARGET" --lib --bins --tests
 echo "aarch64 tests passed under qemu"

@@ -3,7 +3,7 @@
 //! every failure is a clear message naming the file, a non-zero exit, no panic.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use cxr_edge::Report;
 
@@ -20,7 +20,7 @@ fn sample() -> PathBuf {
 }
 
 fn cxr(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cxr-edge"));
+    let mut cmd = crate::util::own_binary(env!("CARGO_BIN_EXE_cxr-edge"));
     cmd.env_remove("CXR_MODEL");
     for a in args {
         cmd.arg(a);
@@ -121,7 +121,7 @@ fn screen_and_out_folder_are_written() {
 
 #[test]
 fn model_from_the_environment() {
-    let o = Command::new(env!("CARGO_BIN_EXE_cxr-edge"))
+    let o = crate::util::own_binary(env!("CARGO_BIN_EXE_cxr-edge"))
         .args(["report", "--json"])
         .arg(sample())
         .env("CXR_MODEL", tiny())

@@ -170,7 +170,7 @@ struct Unit {
 }
 
 fn start_unit(config: &Path) -> Unit {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cxr-edge"))
+    let mut child = crate::util::own_binary(env!("CARGO_BIN_EXE_cxr-edge"))
         .args(["serve", "--config"])
         .arg(config)
         .env("RUST_LOG", "info")

@@ -197,7 +197,7 @@ fn store_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let mut acked: Vec<String> = Vec::new();
     for round in 0..3 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        let mut child = crate::util::own_binary(std::env::current_exe().unwrap())
             .args([
                 "--ignored",
                 "--exact",

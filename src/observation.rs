@@ -34,18 +34,16 @@ impl Observation {
         Observation::NoFinding,
     ];
 
-    /// The nine findings, without "no finding".
-    pub const FINDINGS: [Observation; 9] = [
-        Observation::Cardiomegaly,
-        Observation::LungOpacity,
-        Observation::LungLesion,
-        Observation::Edema,
-        Observation::Consolidation,
-        Observation::Pneumonia,
-        Observation::Atelectasis,
-        Observation::Pneumothorax,
-        Observation::PleuralEffusion,
-    ];
+    /// The nine findings, without "no finding": the first nine of [`Observation::ALL`].
+    pub const FINDINGS: [Observation; 9] = {
+        let mut out = [Observation::Cardiomegaly; 9];
+        let mut i = 0;
+        while i < 9 {
+            out[i] = Observation::ALL[i];
+            i += 1;
+        }
+        out
+    };
 
     /// Stable snake_case key (JSON, manifests, CSV columns).
     pub fn key(self) -> &'static str {

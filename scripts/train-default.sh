@@ -23,4 +23,4 @@ for r in attn128 attn224 merge224; do
   "$bin" eval "$runs/$r" --markdown "$runs/$r/eval.md"
 done
 "$bin" bundle "$runs/attn128" --out models/cxr-attn128-v1 \
-  --parity-image samples/nih_00001638_000_normal.png
+  --parity-image samples/nih_00001638_000_normal.png --calibrate 256

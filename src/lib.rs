@@ -24,6 +24,7 @@ pub mod export;
 pub mod input;
 pub mod labeller;
 pub mod metrics;
+pub mod nih;
 pub mod output;
 pub mod reporter;
 pub mod runtime;

@@ -33,6 +33,10 @@ enum Command {
     Compile(cli::info::CompileArgs),
     /// Per-stage latency and peak memory per study, at several thread counts.
     Bench(cli::bench::Args),
+    /// Model artefacts side by side: sizes, ONNX vs NNEF load time, tract vs onnxruntime latency.
+    BenchModel(cli::bench_model::Args),
+    /// Compare the bundle's int8 and fp32 artefacts on labelled radiographs.
+    Precision(cli::precision::Args),
     /// Run the unit: DICOM receiver, watched folder, crash-safe outbox, display.
     Serve(cli::serve::Args),
 }
@@ -43,6 +47,8 @@ fn run() -> anyhow::Result<()> {
         Command::Info(args) => cli::info::info(args),
         Command::Compile(args) => cli::info::compile(args),
         Command::Bench(args) => cli::bench::run(args),
+        Command::BenchModel(args) => cli::bench_model::run(args),
+        Command::Precision(args) => cli::precision::run(args),
         Command::Serve(args) => cli::serve::run(args),
     }
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use thiserror::Error;
 
-use crate::bundle::{self, Bundle, BundleError, Manifest};
+use crate::bundle::{self, Bundle, BundleError, Manifest, Precision};
 use crate::decode::{self, DecodeError, DecodeOptions, Strategy};
 use crate::input::{self, InputError, Radiograph, ValidateOptions};
 use crate::model_config::{DecoderKind, ModelConfig};
@@ -35,6 +35,9 @@ pub struct ReporterOptions {
     pub no_repeat_ngram: usize,
     /// Threads for tract's matrix products.
     pub threads: usize,
+    /// Run this precision's artefact instead of the one the manifest names for
+    /// this CPU.
+    pub precision: Option<Precision>,
 }
 
 /// Greedy by default: it is what the trainer's validation metrics measure
@@ -46,6 +49,7 @@ impl Default for ReporterOptions {
             beam: 1,
             no_repeat_ngram: 3,
             threads: 1,
+            precision: None,
         }
     }
 }
@@ -120,6 +124,7 @@ impl Reporter {
         let bundle = Bundle::open(dir)?;
         let tract = TractOptions {
             threads: options.threads.max(1),
+            precision: options.precision,
             ..TractOptions::default()
         };
         let runtime = TractRuntime::load_with(&bundle, &tract)?;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use cxr_edge::bundle::{self, BuildOptions, Bundle, ObservationThreshold};
+use cxr_edge::bundle::{self, BuildOptions, Bundle, ObservationThreshold, Precision};
 use cxr_edge::model_config::BN_EPS;
 use cxr_edge::runtime::tract::{ModelSource, TractOptions, TractRuntime};
 use cxr_edge::runtime::{EncoderOutput, Runtime};
@@ -346,6 +346,11 @@ fn build_bundle_with(
         })
         .collect();
     options.provenance = serde_json::json!({"data": "random weights, seed", "seed": seed});
+    options.int8_targets = if calibration_images.is_empty() {
+        Vec::new()
+    } else {
+        vec!["aarch64".into()]
+    };
     options.calibration_images = calibration_images;
     let bundle = bundle::build(tmp.path(), &vocab, &options, out).unwrap();
     (params, bundle)
@@ -366,6 +371,7 @@ fn check_against_reference(kind: DecoderKind) {
         &TractOptions {
             threads: 1,
             source: ModelSource::Onnx,
+            precision: None,
         },
     )
     .unwrap();
@@ -492,13 +498,29 @@ fn committed_bundle_reproduces_its_parity_file() {
             findings_conditioned: false,
         };
         let _ = std::fs::remove_dir_all(&dir);
-        build_bundle(&c, 2026, &dir);
+        let calibration = (0..4).map(|i| random_image(c.input_size, 60 + i)).collect();
+        build_bundle_with(&c, 2026, &dir, calibration);
     }
     let bundle = Bundle::open(&dir).unwrap();
+    // The artefact this CPU runs (int8 on aarch64), then each precision explicitly.
     let runtime = TractRuntime::load(&bundle).unwrap();
-    let report = bundle.parity().unwrap().check(&runtime).unwrap();
+    let parity = bundle.parity().unwrap();
+    let report = parity
+        .check_precision(&runtime, runtime.precision())
+        .unwrap();
     assert!(report.max_abs_diff <= 1e-4, "{report:?}");
     assert!(report.tokens_match, "{report:?}");
+    for precision in [Precision::Fp32, Precision::Int8] {
+        let options = TractOptions {
+            precision: Some(precision),
+            ..TractOptions::default()
+        };
+        let rt = TractRuntime::load_with(&bundle, &options).unwrap();
+        assert_eq!(rt.precision(), precision);
+        let report = parity.check_precision(&rt, precision).unwrap();
+        assert!(report.max_abs_diff <= 1e-4, "{precision}: {report:?}");
+        assert!(report.tokens_match, "{precision}: {report:?}");
+    }
     assert!(bundle.describe().contains("tiny-test"));
 
     // The comparison does see a difference.
@@ -507,6 +529,32 @@ fn committed_bundle_reproduces_its_parity_file() {
     let report = parity.check(&runtime).unwrap();
     assert!(report.max_abs_diff > 0.009, "{report:?}");
     assert_eq!(report.worst, "step 1 logits");
+}
+
+/// Every shipped bundle gives, on this CPU and with the artefact this CPU runs
+/// (int8 on aarch64 where the bundle has it), the outputs recorded at build time.
+#[test]
+fn shipped_bundles_reproduce_their_parity_files() {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&models).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.join(bundle::MANIFEST).is_file() {
+            continue;
+        }
+        let b = Bundle::open(&dir).unwrap();
+        let rt = TractRuntime::load(&b).unwrap();
+        let report = b
+            .parity()
+            .unwrap()
+            .check_precision(&rt, rt.precision())
+            .unwrap();
+        println!("{} ({}): {report:?}", dir.display(), rt.precision());
+        assert!(report.max_abs_diff <= 1e-4, "{}: {report:?}", dir.display());
+        assert!(report.tokens_match, "{}: {report:?}", dir.display());
+        checked += 1;
+    }
+    assert!(checked > 0, "no bundle under {}", models.display());
 }
 
 #[test]
@@ -586,7 +634,15 @@ fn figures() {
     );
     for source in [ModelSource::Onnx, ModelSource::Nnef] {
         let t = Instant::now();
-        let rt = TractRuntime::load_with(&bundle, &TractOptions { threads, source }).unwrap();
+        let rt = TractRuntime::load_with(
+            &bundle,
+            &TractOptions {
+                threads,
+                source,
+                precision: None,
+            },
+        )
+        .unwrap();
         let load = t.elapsed();
         let image = random_image(c.input_size, 3);
         let enc = rt.encode(&image).unwrap();
@@ -607,6 +663,7 @@ fn figures() {
     let opts = TractOptions {
         threads,
         source: ModelSource::Nnef,
+        precision: None,
     };
     let q = TractRuntime::from_files(&c, &int8, &bundle.path("decoder.nnef.tar"), &opts).unwrap();
     let image = random_image(c.input_size, 3);
@@ -675,7 +732,6 @@ fn int8_encoder_tracks_fp32() {
 
 #[test]
 fn calibrated_bundle_runs_int8_on_aarch64_and_fp32_on_x86() {
-    use cxr_edge::bundle::Precision;
     let c = tiny_config(DecoderKind::Attention);
     let dir = tempfile::tempdir().unwrap();
     let images = (0..4).map(|i| random_image(c.input_size, 50 + i)).collect();
@@ -687,10 +743,30 @@ fn calibrated_bundle_runs_int8_on_aarch64_and_fp32_on_x86() {
     );
     assert_eq!(m.artefact_for("x86_64").unwrap().precision, Precision::Fp32);
     let rt = TractRuntime::load(&b).unwrap();
-    let report = b.parity().unwrap().check(&rt).unwrap();
-    if rt.precision() == Precision::Fp32 {
-        assert!(report.max_abs_diff <= 1e-4, "{report:?}");
-    }
+    let report = b
+        .parity()
+        .unwrap()
+        .check_precision(&rt, rt.precision())
+        .unwrap();
+    assert!(report.max_abs_diff <= 1e-4, "{report:?}");
+    // An int8 runtime is not held to the fp32 encoder outputs.
+    let int8 = TractRuntime::load_with(
+        &b,
+        &TractOptions {
+            precision: Some(Precision::Int8),
+            ..TractOptions::default()
+        },
+    )
+    .unwrap();
+    let parity = b.parity().unwrap();
+    assert!(parity.check(&int8).unwrap().max_abs_diff > 1e-4);
+    let mut no_int8 = parity.clone();
+    no_int8.int8 = None;
+    let e = no_int8
+        .check_precision(&int8, Precision::Int8)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no int8"), "{e}");
     let before = m.clone();
     let again = bundle::recompile(dir.path()).unwrap();
     assert_eq!(again.manifest(), &before);

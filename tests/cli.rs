@@ -275,3 +275,271 @@ fn bench_reports_every_stage_at_each_thread_count() {
         assert!(r["decoder_steps"].as_u64().unwrap() >= 1, "{r}");
     }
 }
+
+fn nih() -> PathBuf {
+    crate::util::fixture("nih")
+}
+
+#[test]
+fn precision_compares_int8_with_fp32_on_labelled_images() {
+    let o = cxr(&[
+        &"precision",
+        &"--model",
+        &tiny(),
+        &"--labels",
+        &nih(),
+        &"--force",
+        &"--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let labels = cxr_edge::nih::read_labels(&nih()).unwrap();
+    assert_eq!(doc["images"], labels.len());
+    assert!(doc["skipped"].as_array().unwrap().is_empty(), "{doc}");
+    let identical = doc["identical_impressions"].as_u64().unwrap() as f64;
+    assert_eq!(
+        doc["agreement"].as_f64().unwrap(),
+        identical / labels.len() as f64
+    );
+
+    // fp32 AUROC equals what `report` scores give for the same images.
+    let model = tiny();
+    let paths: Vec<PathBuf> = labels.iter().map(|l| l.path.clone()).collect();
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+        &"report",
+        &"--json",
+        &"--force",
+        &"--model",
+        &model,
+        &"--precision",
+        &"fp32",
+    ];
+    for p in &paths {
+        args.push(p);
+    }
+    let o = cxr(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let reports: Vec<Report> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reports.len(), labels.len());
+    let rows = doc["auroc"].as_array().unwrap();
+    assert_eq!(rows.len(), cxr_edge::Observation::FINDINGS.len());
+    for (row, o) in rows.iter().zip(cxr_edge::Observation::FINDINGS) {
+        let truth: Vec<bool> = labels.iter().map(|l| l.labels[o.index()]).collect();
+        let scores: Vec<f32> = reports
+            .iter()
+            .map(|r| {
+                r.findings
+                    .iter()
+                    .find(|f| f.observation == o)
+                    .unwrap()
+                    .score
+            })
+            .collect();
+        assert_eq!(row["positives"], truth.iter().filter(|&&t| t).count());
+        let expected = cxr_edge::metrics::auroc(&scores, &truth);
+        assert_eq!(row["fp32"].as_f64(), expected, "{o:?}: {row}");
+    }
+}
+
+#[test]
+fn precision_selects_ids_and_checks_its_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = dir.path().join("ids.txt");
+    std::fs::write(&ids, "# three\n00001280_004\n00000211_013\n00000061_015\n").unwrap();
+    let o = cxr(&[
+        &"precision",
+        &"--model",
+        &tiny(),
+        &"--labels",
+        &nih(),
+        &"--force",
+        &"--ids",
+        &ids,
+        &"--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["images"], 3);
+
+    // Without --force the 64-pixel fixture films are refused, each named.
+    let o = cxr(&[
+        &"precision",
+        &"--model",
+        &tiny(),
+        &"--labels",
+        &nih(),
+        &"--ids",
+        &ids,
+    ]);
+    let err = failed(&o);
+    assert!(
+        err.contains("00000211_013.png") && err.contains("smaller than"),
+        "{err}"
+    );
+    assert!(err.contains("none of the 3 images could be read"), "{err}");
+
+    // A bound no run can meet fails the check, saying which.
+    let err = failed(&cxr(&[
+        &"precision",
+        &"--model",
+        &tiny(),
+        &"--labels",
+        &nih(),
+        &"--force",
+        &"--ids",
+        &ids,
+        &"--check",
+        &"--min-agreement",
+        &"1.01",
+    ]));
+    assert!(
+        err.contains("agree on") && err.contains("below 101.0 %"),
+        "{err}"
+    );
+
+    std::fs::write(&ids, "00001280_004\nnot_an_image\n").unwrap();
+    let err = failed(&cxr(&[
+        &"precision",
+        &"--model",
+        &tiny(),
+        &"--labels",
+        &nih(),
+        &"--force",
+        &"--ids",
+        &ids,
+    ]));
+    assert!(
+        err.contains("ids.txt") && err.contains("not_an_image"),
+        "{err}"
+    );
+
+    // A bundle without an int8 artefact is named as such.
+    let fp32_only = dir.path().join("fp32");
+    copy_bundle(&fp32_only);
+    let manifest = fp32_only.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m["artefacts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|a| a["precision"] == "fp32");
+    std::fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let err = failed(&cxr(&[
+        &"precision",
+        &"--model",
+        &fp32_only,
+        &"--labels",
+        &nih(),
+        &"--force",
+    ]));
+    assert!(err.contains("no int8 artefact"), "{err}");
+}
+
+#[test]
+fn info_check_runs_the_parity_file_on_this_cpu() {
+    let o = cxr(&[&"info", &tiny(), &"--check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let default = if cfg!(target_arch = "aarch64") {
+        "int8"
+    } else {
+        "fp32"
+    };
+    assert!(
+        out.contains(&format!("{default} artefact (default here)")),
+        "{out}"
+    );
+    for p in ["fp32", "int8"] {
+        let line = out.lines().find(|l| l.contains(&format!("{p} artefact")));
+        assert!(line.is_some_and(|l| l.ends_with(": ok")), "{p}: {out}");
+    }
+
+    // Altered expectations (with a consistent hash) fail the check.
+    let dir = tempfile::tempdir().unwrap();
+    copy_bundle(dir.path());
+    let parity_path = dir.path().join("parity.json");
+    let mut p: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&parity_path).unwrap()).unwrap();
+    let x = p["steps"][0]["logits"][0].as_f64().unwrap();
+    p["steps"][0]["logits"][0] = serde_json::json!(x + 0.5);
+    let bytes = serde_json::to_vec(&p).unwrap();
+    std::fs::write(&parity_path, &bytes).unwrap();
+    let manifest = dir.path().join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m["files"]["parity.json"] = serde_json::json!({
+        "sha256": cxr_edge::bundle::sha256_hex(&bytes),
+        "bytes": bytes.len(),
+    });
+    std::fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let err = failed(&cxr(&[&"info", &dir.path(), &"--check"]));
+    assert!(err.contains("differ from the parity file"), "{err}");
+    assert!(stdout(&cxr(&[&"info", &dir.path(), &"--check"])).contains("step 0 logits"));
+}
+
+#[test]
+fn bench_model_sets_artefacts_and_runtimes_side_by_side() {
+    let o = cxr(&[
+        &"bench-model",
+        &"--model",
+        &tiny(),
+        &"--runs",
+        &"2",
+        &"--steps",
+        &"3",
+        &"--loads",
+        &"1",
+        &"--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let sizes = &doc["sizes"];
+    let (fp32, int8) = (
+        sizes["fp32_bytes"].as_u64().unwrap(),
+        sizes["int8_bytes"].as_u64().unwrap(),
+    );
+    let file = |n: &str| std::fs::metadata(tiny().join(n)).unwrap().len();
+    assert_eq!(fp32, file("encoder.nnef.tar") + file("decoder.nnef.tar"));
+    assert_eq!(
+        int8,
+        file("encoder.int8.nnef.tar") + file("decoder.nnef.tar")
+    );
+    for key in [
+        "cold_start_ms",
+        "onnx_encoder_ms",
+        "onnx_decoder_ms",
+        "nnef_encoder_ms",
+        "nnef_decoder_ms",
+        "nnef_int8_encoder_ms",
+    ] {
+        assert!(doc["load"][key].as_f64().unwrap() > 0.0, "{key}: {doc}");
+    }
+    let l = &doc["latency"][0];
+    assert_eq!(l["threads"], 1);
+    for key in [
+        "tract_fp32_encoder_ms",
+        "tract_fp32_step_ms",
+        "tract_int8_encoder_ms",
+        "tract_onnx_encoder_ms",
+        "tract_onnx_step_ms",
+    ] {
+        assert!(l[key].as_f64().unwrap() > 0.0, "{key}: {l}");
+    }
+    // onnxruntime (its Python package, installed by scripts/test.sh) on the same
+    // CPU; under qemu-user the interpreter is the host's, which is refused.
+    let ort = &l["onnxruntime"];
+    if cfg!(target_arch = "x86_64") {
+        for key in ["encoder_ms", "encoder_int8_ms", "decoder_step_ms"] {
+            assert!(ort[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {ort}");
+        }
+    } else {
+        let e = ort["error"].as_str().unwrap_or_default();
+        assert!(
+            e.contains("not comparable") || e.contains("not installed"),
+            "{ort}"
+        );
+    }
+}

@@ -12,6 +12,7 @@ use super::{
 use crate::export::{self, quant};
 use crate::preprocess::PreprocessOptions;
 use crate::runtime::tract::{TractOptions, TractRuntime};
+use crate::runtime::Runtime;
 use crate::text::Vocab;
 use prost::Message;
 
@@ -34,9 +35,11 @@ pub struct BuildOptions {
     pub parity_image: Option<Vec<f32>>,
     /// Greedy decoder steps recorded in `parity.json`.
     pub parity_steps: usize,
-    /// Preprocessed images to calibrate an int8 encoder on (the aarch64
-    /// artefact); empty: fp32 only.
+    /// Preprocessed images to calibrate an int8 encoder on; empty: fp32 only.
     pub calibration_images: Vec<Vec<f32>>,
+    /// CPU architectures whose default artefact is the int8 one; empty: the
+    /// int8 artefact is only run on request (`--precision int8`).
+    pub int8_targets: Vec<String>,
 }
 
 impl BuildOptions {
@@ -52,6 +55,7 @@ impl BuildOptions {
             parity_image: None,
             parity_steps: 4,
             calibration_images: Vec::new(),
+            int8_targets: Vec::new(),
         }
     }
 }
@@ -153,16 +157,19 @@ pub fn build(
         let q_onnx = out_dir.join(INT8_ONNX);
         std::fs::write(&q_onnx, int8.encode_to_vec()).map_err(BundleError::io(&q_onnx))?;
         compile(&q_onnx, &out_dir.join(INT8_NNEF))?;
-        // Most specific first: aarch64 runs int8, x86 keeps fp32 (TOOLCHAIN.md).
-        artefacts.insert(
-            0,
-            Artefact {
-                precision: Precision::Int8,
-                targets: vec!["aarch64".into()],
-                encoder: INT8_NNEF.into(),
-                decoder: "decoder.nnef.tar".into(),
-            },
-        );
+        let int8 = Artefact {
+            precision: Precision::Int8,
+            targets: options.int8_targets.clone(),
+            encoder: INT8_NNEF.into(),
+            decoder: "decoder.nnef.tar".into(),
+        };
+        // The device runs the first artefact listing its CPU: int8 first where
+        // it is some CPU's default, after fp32 (opt-in only) otherwise.
+        if options.int8_targets.is_empty() {
+            artefacts.push(int8);
+        } else {
+            artefacts.insert(0, int8);
+        }
         names.extend([INT8_ONNX, INT8_NNEF]);
     }
     let vocab_out = out_dir.join("vocab.json");
@@ -176,11 +183,23 @@ pub fn build(
         Some(image) => image.clone(),
         None => synthetic_image(config.input_size),
     };
-    let parity = Parity::generate(&reference, image, options.bos_id, options.parity_steps)
+    let mut parity = Parity::generate(&reference, image, options.bos_id, options.parity_steps)
         .map_err(|e| BundleError::Invalid {
             path: enc_onnx.clone(),
             message: format!("parity run failed: {e}"),
         })?;
+    if !options.calibration_images.is_empty() {
+        let q_onnx = out_dir.join(INT8_ONNX);
+        let int8 = TractRuntime::from_files(config, &q_onnx, &dec_onnx, &TractOptions::default())?;
+        parity.int8 = Some(
+            int8.encode(&parity.image)
+                .map_err(|e| BundleError::Invalid {
+                    path: q_onnx.clone(),
+                    message: format!("int8 parity run failed: {e}"),
+                })?
+                .into(),
+        );
+    }
     let parity_path = out_dir.join("parity.json");
     parity.write(&parity_path)?;
 

@@ -23,6 +23,34 @@ pub enum Precision {
     Int8,
 }
 
+impl Precision {
+    /// The name used in the manifest and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Int8 => "int8",
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Precision, String> {
+        match s {
+            "fp32" => Ok(Precision::Fp32),
+            "int8" => Ok(Precision::Int8),
+            other => Err(format!("unknown precision {other:?} (fp32 or int8)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A compiled encoder/decoder pair and the CPU architectures
 /// (`std::env::consts::ARCH` values) it is meant for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -26,7 +26,7 @@ pub use manifest::{
     Artefact, FileEntry, Manifest, ObservationThreshold, Precision, VocabEntry, SCHEMA_VERSION,
     TRACT_VERSION,
 };
-pub use parity::{argmax, Parity, ParityReport, ParityStep};
+pub use parity::{argmax, EncoderValues, Parity, ParityReport, ParityStep};
 
 use crate::export::ExportError;
 
@@ -272,9 +272,13 @@ impl Bundle {
                 .sum();
             let _ = writeln!(
                 s,
-                "artefact    {:?} for {} ({}, {}; {:.2} MB)",
+                "artefact    {} for {} ({}, {}; {:.2} MB)",
                 a.precision,
-                a.targets.join(", "),
+                if a.targets.is_empty() {
+                    "no CPU by default (--precision)".to_string()
+                } else {
+                    a.targets.join(", ")
+                },
                 a.encoder,
                 a.decoder,
                 size as f64 / 1e6

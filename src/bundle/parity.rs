@@ -6,8 +6,31 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::BundleError;
+use super::{BundleError, Precision};
 use crate::runtime::{EncoderOutput, Runtime, RuntimeError};
+
+/// Expected encoder outputs of an int8 artefact for the parity image (its
+/// decoder is the fp32 one, checked against the fp32 steps).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncoderValues {
+    pub grid: Vec<f32>,
+    pub grid_proj: Vec<f32>,
+    pub pooled: Vec<f32>,
+    pub findings: Vec<f32>,
+    pub h0: Vec<f32>,
+}
+
+impl From<EncoderOutput> for EncoderValues {
+    fn from(e: EncoderOutput) -> Self {
+        EncoderValues {
+            grid: e.grid,
+            grid_proj: e.grid_proj,
+            pooled: e.pooled,
+            findings: e.findings,
+            h0: e.h0,
+        }
+    }
+}
 
 /// One decoder step: the token fed, the state it starts from (the previous
 /// step's `state`, or the encoder's `h0`), and what it must return.
@@ -31,6 +54,9 @@ pub struct Parity {
     pub h0: Vec<f32>,
     /// Greedy steps from BOS: each next token is the argmax of the step before.
     pub steps: Vec<ParityStep>,
+    /// What the int8 encoder gives for `image`, where the bundle has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8: Option<EncoderValues>,
 }
 
 /// How far a runtime's outputs are from the expected ones.
@@ -107,23 +133,48 @@ impl Parity {
             findings: enc.findings,
             h0: enc.h0,
             steps: recorded,
+            int8: None,
         })
     }
 
     /// Run `runtime` on the recorded inputs. Each step is fed the expected
     /// encoder outputs and previous state, so an error does not compound.
     pub fn check(&self, runtime: &dyn Runtime) -> Result<ParityReport, RuntimeError> {
+        self.check_precision(runtime, Precision::Fp32)
+    }
+
+    /// [`check`](Self::check) for a runtime of `precision`: an int8 runtime's
+    /// encoder is held to the recorded int8 outputs (an error if there are
+    /// none), its decoder steps to the fp32 ones.
+    pub fn check_precision(
+        &self,
+        runtime: &dyn Runtime,
+        precision: Precision,
+    ) -> Result<ParityReport, RuntimeError> {
         let mut report = ParityReport {
             max_abs_diff: 0.0,
             worst: String::new(),
             tokens_match: true,
         };
+        let fp32 = EncoderValues {
+            grid: self.grid.clone(),
+            grid_proj: self.grid_proj.clone(),
+            pooled: self.pooled.clone(),
+            findings: self.findings.clone(),
+            h0: self.h0.clone(),
+        };
+        let want = match precision {
+            Precision::Fp32 => &fp32,
+            Precision::Int8 => self.int8.as_ref().ok_or_else(|| {
+                RuntimeError::Inference("the parity file has no int8 encoder outputs".into())
+            })?,
+        };
         let enc = runtime.encode(&self.image)?;
-        report.update("grid", &enc.grid, &self.grid);
-        report.update("grid_proj", &enc.grid_proj, &self.grid_proj);
-        report.update("pooled", &enc.pooled, &self.pooled);
-        report.update("findings", &enc.findings, &self.findings);
-        report.update("h0", &enc.h0, &self.h0);
+        report.update("grid", &enc.grid, &want.grid);
+        report.update("grid_proj", &enc.grid_proj, &want.grid_proj);
+        report.update("pooled", &enc.pooled, &want.pooled);
+        report.update("findings", &enc.findings, &want.findings);
+        report.update("h0", &enc.h0, &want.h0);
         let expected = EncoderOutput {
             grid: self.grid.clone(),
             grid_proj: self.grid_proj.clone(),

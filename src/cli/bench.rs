@@ -45,6 +45,10 @@ pub struct Args {
     /// Read films even if they do not look like frontal chest radiographs.
     #[arg(long)]
     pub force: bool,
+    /// Run this artefact (fp32 or int8) instead of the one the bundle names for
+    /// this CPU.
+    #[arg(long)]
+    pub precision: Option<cxr_edge::bundle::Precision>,
 }
 
 #[derive(Default)]
@@ -175,6 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let options = ReporterOptions {
             beam: args.beam,
             threads,
+            precision: args.precision,
             ..ReporterOptions::default()
         };
         let c = counters.clone();

@@ -4,12 +4,20 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use cxr_edge::bundle::{self, Bundle};
+use cxr_edge::runtime::tract::{TractOptions, TractRuntime};
 
 #[derive(clap::Args)]
 pub struct InfoArgs {
     /// Bundle folder (holding manifest.json); default: as for `report`.
     pub bundle: Option<PathBuf>,
+    /// Also load the artefact this CPU runs and check it against the parity file.
+    #[arg(long)]
+    pub check: bool,
 }
+
+/// Largest |Δ| a parity check accepts, fp32 and int8 alike: the int8 encoder is
+/// held to its own recorded outputs, not to fp32's.
+pub const PARITY_TOLERANCE: f32 = 1e-4;
 
 pub fn info(args: InfoArgs) -> anyhow::Result<()> {
     let dir = super::resolve_bundle(args.bundle.as_deref())?;
@@ -19,6 +27,48 @@ pub fn info(args: InfoArgs) -> anyhow::Result<()> {
         std::fs::read(&manifest).with_context(|| format!("{}: cannot read", manifest.display()))?;
     println!("{}", b.describe());
     println!("bundle hash {}", bundle::sha256_hex(&bytes));
+    if args.check {
+        let default = TractRuntime::load(&b)?.precision();
+        let parity = b.parity()?;
+        let mut failed = Vec::new();
+        for a in &b.manifest().artefacts {
+            let options = TractOptions {
+                precision: Some(a.precision),
+                ..TractOptions::default()
+            };
+            let rt = TractRuntime::load_with(&b, &options)?;
+            let report = parity.check_precision(&rt, a.precision)?;
+            let ok = report.max_abs_diff <= PARITY_TOLERANCE && report.tokens_match;
+            println!(
+                "parity on {}, {} artefact{}: max |Δ| {:.2e} at {}, greedy tokens {}: {}",
+                std::env::consts::ARCH,
+                a.precision,
+                if a.precision == default {
+                    " (default here)"
+                } else {
+                    ""
+                },
+                report.max_abs_diff,
+                report.worst,
+                if report.tokens_match {
+                    "identical"
+                } else {
+                    "differ"
+                },
+                if ok { "ok" } else { "FAILED" }
+            );
+            if !ok {
+                failed.push(a.precision.name());
+            }
+        }
+        if !failed.is_empty() {
+            anyhow::bail!(
+                "{}: {} outputs differ from the parity file beyond {PARITY_TOLERANCE}",
+                dir.display(),
+                failed.join(" and ")
+            );
+        }
+    }
     Ok(())
 }
 

@@ -3,7 +3,9 @@
 
 pub mod alloc;
 pub mod bench;
+pub mod bench_model;
 pub mod info;
+pub mod precision;
 pub mod report;
 pub mod serve;
 
@@ -36,7 +38,7 @@ pub const MODEL_ENV: &str = "CXR_MODEL";
 /// each folder above it (an installed `/opt/cxr-edge/bin` finds `/opt/cxr-edge/models`),
 /// then in the source tree this binary was built from (`cargo run` on a fresh clone,
 /// whatever `CARGO_TARGET_DIR` is).
-fn candidates(name: &str) -> Vec<PathBuf> {
+pub fn candidates(name: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(exe) = std::env::current_exe() {
         out.extend(exe.ancestors().skip(1).map(|dir| dir.join(name)));

@@ -42,6 +42,10 @@ pub struct Args {
     /// Threads for the model.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Run this artefact (fp32 or int8) instead of the one the bundle names for
+    /// this CPU.
+    #[arg(long)]
+    pub precision: Option<cxr_edge::bundle::Precision>,
 }
 
 /// The checked configuration the command runs with.
@@ -81,6 +85,7 @@ impl Config {
             reporter: ReporterOptions {
                 beam: args.beam,
                 threads: args.threads,
+                precision: args.precision,
                 ..ReporterOptions::default()
             },
             validate: ValidateOptions {

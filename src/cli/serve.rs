@@ -33,6 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &bundle,
         &ReporterOptions {
             threads: config.threads,
+            precision: config.precision,
             ..ReporterOptions::default()
         },
     )

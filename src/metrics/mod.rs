@@ -17,6 +17,7 @@
 //!
 //! The parity test `tests/metrics.rs` checks all of them against the Python packages.
 
+mod auroc;
 pub mod bleu;
 pub mod cider;
 pub mod clinical;
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::labeller::Mention;
 use crate::text::{normalize, Preset};
 
+pub use auroc::auroc;
 pub use clinical::{
     read_labels_csv, ClinicalScores, FindingMentions, ObservationScore, Prf, ReferenceSource,
     UncertainPolicy,

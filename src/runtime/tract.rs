@@ -34,6 +34,9 @@ pub struct TractOptions {
     /// Threads for matrix products (1 = run on the caller's thread).
     pub threads: usize,
     pub source: ModelSource,
+    /// NNEF artefact of this precision instead of the one the manifest names
+    /// for this CPU (comparisons and benches; an error if the bundle lacks it).
+    pub precision: Option<Precision>,
 }
 
 impl Default for TractOptions {
@@ -41,6 +44,7 @@ impl Default for TractOptions {
         TractOptions {
             threads: 1,
             source: ModelSource::Nnef,
+            precision: None,
         }
     }
 }
@@ -108,12 +112,22 @@ impl TractRuntime {
                     });
                 }
                 let arch = std::env::consts::ARCH;
-                let a = m.artefact_for(arch).or_else(|| m.fp32()).ok_or_else(|| {
-                    BundleError::Invalid {
-                        path: manifest_path,
-                        message: format!("no artefact for {arch} and no fp32 fallback"),
-                    }
-                })?;
+                let a = match options.precision {
+                    Some(p) => m
+                        .artefacts
+                        .iter()
+                        .find(|a| a.precision == p)
+                        .ok_or_else(|| BundleError::Invalid {
+                            path: manifest_path,
+                            message: format!("no {} artefact in this bundle", p.name()),
+                        })?,
+                    None => m.artefact_for(arch).or_else(|| m.fp32()).ok_or_else(|| {
+                        BundleError::Invalid {
+                            path: manifest_path,
+                            message: format!("no artefact for {arch} and no fp32 fallback"),
+                        }
+                    })?,
+                };
                 (
                     bundle.path(&a.encoder),
                     bundle.path(&a.decoder),

@@ -4,6 +4,7 @@
 //! ```toml
 //! store = "/var/lib/cxr-edge"     # inbox (received) + outbox (reports), crash-safe
 //! threads = 2                      # model threads
+//! precision = "fp32"               # artefact to run (default: the bundle's choice for this CPU)
 //! force = false                    # read films that fail the chest-film checks
 //!
 //! [dicom]
@@ -60,6 +61,10 @@ pub struct ServeConfig {
     /// Threads for the model (studies are processed one at a time).
     #[serde(default = "default_threads")]
     pub threads: usize,
+    /// Artefact precision to run (`fp32` or `int8`); default: the one the
+    /// bundle's manifest names for this CPU.
+    #[serde(default)]
+    pub precision: Option<crate::bundle::Precision>,
     /// Free bytes the store keeps in reserve before refusing new instances.
     #[serde(default = "default_min_free")]
     pub min_free_bytes: u64,
@@ -168,6 +173,7 @@ mod tests {
         let text = r#"
             store = "/var/lib/cxr-edge"
             threads = 2
+            precision = "int8"
             [dicom]
             ae_title = "CXR-EDGE"
             bind = "0.0.0.0:11112"
@@ -181,6 +187,10 @@ mod tests {
         assert_eq!(c.dicom.as_ref().unwrap().bind.port(), 11112);
         assert_eq!(c.watch.as_ref().unwrap().settle_ms, 1000);
         assert_eq!(c.threads, 2);
+        assert_eq!(c.precision, Some(crate::bundle::Precision::Int8));
+        let e =
+            ServeConfig::parse("store = \"/x\"\nprecision = \"int4\"", "unit.toml").unwrap_err();
+        assert!(e.to_string().contains("int4"), "{e}");
     }
 
     #[test]

@@ -25,6 +25,15 @@ pub struct Args {
     /// synthetic image).
     #[arg(long)]
     pub parity_image: Option<PathBuf>,
+    /// Also build an int8 encoder for aarch64, calibrated on this many training
+    /// images of the run (its `splits.json`, spread evenly over the list); 0:
+    /// fp32 only.
+    #[arg(long, default_value_t = 0)]
+    pub calibrate: usize,
+    /// CPU architectures (e.g. `aarch64`) that run the int8 artefact by
+    /// default; none: int8 only on request (`cxr-edge … --precision int8`).
+    #[arg(long, value_delimiter = ',')]
+    pub int8_for: Vec<String>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
@@ -76,7 +85,51 @@ pub fn run(a: Args) -> Result<()> {
         let img = image::open(p).with_context(|| format!("decoding {}", p.display()))?;
         opts.parity_image = Some(cfg.preprocess.apply(&cxr_edge::preprocess::to_gray16(&img)));
     }
+    if a.calibrate > 0 {
+        opts.calibration_images = calibration_images(&a.run, &cfg, a.calibrate)?;
+        opts.int8_targets = a.int8_for.clone();
+    } else if !a.int8_for.is_empty() {
+        anyhow::bail!("--int8-for needs --calibrate N (an int8 artefact)");
+    }
     let b = bundle::build(&best, &best.join("vocab.json"), &opts, &a.out)?;
     println!("{}", b.describe());
     Ok(())
+}
+
+/// `n` training images of the run, through the device's own decode and
+/// preprocessing, so the int8 ranges are those the board will see.
+fn calibration_images(run: &Path, cfg: &TrainConfig, n: usize) -> Result<Vec<Vec<f32>>> {
+    let splits: serde_json::Value = read_json(&run.join("splits.json"))?;
+    let ids: Vec<&str> = splits
+        .get("train_images")
+        .and_then(|v| v.as_array())
+        .context("splits.json has no `train_images`")?
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    let root = cfg
+        .data
+        .nih
+        .as_ref()
+        .context("the run was not trained on an image folder (no `data.nih`)")?;
+    let listed = cxr_edge::nih::read_labels(root)?;
+    let by_id: std::collections::HashMap<&str, &Path> = listed
+        .iter()
+        .map(|i| (i.id.as_str(), i.path.as_path()))
+        .collect();
+    let n = n.min(ids.len());
+    if n == 0 {
+        anyhow::bail!("no training images to calibrate on");
+    }
+    let validate = cxr_edge::input::ValidateOptions::default();
+    (0..n)
+        .map(|k| {
+            let id = ids[k * ids.len() / n];
+            let path = by_id
+                .get(id)
+                .with_context(|| format!("training image {id} is not in {}", root.display()))?;
+            let r = cxr_edge::input::decode_file(path, &validate)?;
+            Ok(cfg.preprocess.apply(&r.image))
+        })
+        .collect()
 }

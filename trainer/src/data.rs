@@ -16,7 +16,6 @@ use anyhow::{bail, Context, Result};
 use cxr_edge::corpus::{self, Split};
 use cxr_edge::preprocess::PreprocessOptions;
 use cxr_edge::text::{self, Preset, Vocab};
-use cxr_edge::Observation;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
@@ -73,46 +72,16 @@ pub struct DataOptions {
 
 /// Read the NIH `labels.csv` (columns by name) into samples.
 pub fn read_nih(root: &Path) -> Result<Vec<Sample>> {
-    let csv_path = root.join("labels.csv");
-    let mut rdr = csv::Reader::from_path(&csv_path)
-        .with_context(|| format!("reading {}", csv_path.display()))?;
-    let headers = rdr.headers()?.clone();
-    let col = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .with_context(|| format!("{}: no column `{name}`", csv_path.display()))
-    };
-    let file_col = col("image_file")?;
-    let patient_col = col("patient_id")?;
-    let label_cols: Vec<usize> = Observation::ALL
-        .iter()
-        .map(|o| col(o.nih_column()))
-        .collect::<Result<_>>()?;
-    let mut out = Vec::new();
-    for (line, row) in rdr.records().enumerate() {
-        let row = row.with_context(|| format!("{}: row {}", csv_path.display(), line + 2))?;
-        let mut labels = [false; 10];
-        for (l, &c) in labels.iter_mut().zip(&label_cols) {
-            *l = row.get(c).map(str::trim) == Some("1");
-        }
-        let file = row.get(file_col).unwrap_or_default();
-        let id = Path::new(file)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        out.push(Sample {
-            id,
-            path: root.join(file),
-            group: format!("nih-patient-{}", row.get(patient_col).unwrap_or_default()),
-            labels,
+    Ok(cxr_edge::nih::read_labels(root)?
+        .into_iter()
+        .map(|i| Sample {
+            id: i.id,
+            path: i.path,
+            group: format!("nih-patient-{}", i.patient),
+            labels: i.labels,
             own_report: None,
-        });
-    }
-    if out.is_empty() {
-        bail!("{}: no images listed", csv_path.display());
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 fn target(uid: &str, impression: &str, opts: &DataOptions) -> Target {

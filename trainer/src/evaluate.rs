@@ -32,33 +32,6 @@ pub struct Validation {
     pub generated: Vec<String>,
 }
 
-/// Area under the ROC curve by the rank-sum formula (ties get half credit).
-pub fn auroc(scores: &[f32], labels: &[bool]) -> Option<f64> {
-    let pos = labels.iter().filter(|&&l| l).count();
-    let neg = labels.len() - pos;
-    if pos == 0 || neg == 0 {
-        return None;
-    }
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let mut rank_sum = 0f64;
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
-            j += 1;
-        }
-        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
-        for &k in &idx[i..=j] {
-            if labels[k] {
-                rank_sum += avg_rank;
-            }
-        }
-        i = j + 1;
-    }
-    Some((rank_sum - (pos * (pos + 1)) as f64 / 2.0) / (pos * neg) as f64)
-}
-
 /// The report each validation image is scored against: its own report for true
 /// pairs, else a deterministic findings-matched pick from the validation reports.
 pub fn val_references<'a>(
@@ -138,7 +111,7 @@ pub fn validate(
         .map(|&o| {
             let s: Vec<f32> = scores.iter().map(|r| r[o.index()]).collect();
             let l: Vec<bool> = data.val.iter().map(|x| x.labels[o.index()]).collect();
-            (o, auroc(&s, &l))
+            (o, metrics::auroc(&s, &l))
         })
         .collect();
     let finite: Vec<f64> = auroc
@@ -255,20 +228,4 @@ pub fn choose_thresholds(scores: &[[f32; 10]], samples: &[Sample]) -> [f32; 10] 
         out[i] = best.1;
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn auroc_matches_hand_computed_values() {
-        assert_eq!(
-            auroc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]),
-            Some(0.75)
-        );
-        assert_eq!(auroc(&[0.1, 0.2], &[false, true]), Some(1.0));
-        assert_eq!(auroc(&[0.5, 0.5], &[false, true]), Some(0.5));
-        assert_eq!(auroc(&[0.5, 0.7], &[true, true]), None);
-    }
 }

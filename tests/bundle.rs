@@ -526,7 +526,9 @@ fn committed_bundle_reproduces_its_parity_file() {
     // The comparison does see a difference.
     let mut parity = bundle.parity().unwrap();
     parity.steps[1].logits[3] += 0.01;
-    let report = parity.check(&runtime).unwrap();
+    let report = parity
+        .check_precision(&runtime, runtime.precision())
+        .unwrap();
     assert!(report.max_abs_diff > 0.009, "{report:?}");
     assert_eq!(report.worst, "step 1 logits");
 }

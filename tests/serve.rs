@@ -161,6 +161,31 @@ fn bad_inputs_are_refused_and_the_others_reported() {
         "folder emptied once stored"
     );
     assert!(server.step().is_empty(), "nothing is processed twice");
+
+    // Refusals are recorded with their reason; the instances stay in the inbox,
+    // and a restarted unit does not show them again.
+    let refused = server.store().refused();
+    let expected_refused: Vec<&String> = expected
+        .iter()
+        .filter(|(_, code)| **code != "reported")
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        refused.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+        expected_refused
+    );
+    for (k, reason) in &refused {
+        assert!(reason.contains("inbox"), "{k}: {reason}");
+        assert!(server.store().instance_path(k).is_some_and(|p| p.is_file()));
+    }
+    std::mem::drop(server);
+    let reporter = Reporter::open(&tiny(), &ReporterOptions::default()).unwrap();
+    let mut again =
+        Server::start(&config(tmp.path(), Some(&drop)), reporter, Box::new(NoSink)).unwrap();
+    assert!(
+        again.step().is_empty(),
+        "refusals are not retried after a restart"
+    );
 }
 
 /// A `cxr-edge serve` process and the DICOM port it reported.

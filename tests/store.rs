@@ -83,6 +83,28 @@ fn accept_pending_complete_and_reopen() {
 }
 
 #[test]
+fn refused_instances_stay_kept_but_leave_the_queue_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), no_margin()).unwrap();
+    store.accept(SOP_UID, b"lateral film", "dcm").unwrap();
+    store.accept("sha256:beef", b"good", "png").unwrap();
+    let record = store.refuse(SOP_UID, "lateral view").unwrap();
+    let pending: Vec<String> = store.pending().into_iter().map(|p| p.key).collect();
+    assert_eq!(pending, ["sha256:beef"]);
+    assert_eq!(
+        store.refused(),
+        [(SOP_UID.to_string(), "lateral view".to_string())]
+    );
+    assert!(store.instance_path(SOP_UID).is_some_and(|p| p.is_file()));
+
+    drop(store);
+    let store = Store::open(dir.path(), no_margin()).unwrap();
+    assert_eq!(store.pending().len(), 1, "the refusal survives a restart");
+    fs::remove_file(record).unwrap();
+    assert_eq!(store.pending().len(), 2, "deleting the record retries it");
+}
+
+#[test]
 fn same_instance_twice_is_kept_and_reported_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), no_margin()).unwrap();

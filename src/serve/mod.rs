@@ -207,7 +207,13 @@ impl<A: Analyse> Server<A> {
                 }
                 Outcome::Refused(e) => {
                     tracing::warn!(key = %item.key, code = e.code(), error = %e, "refused");
-                    self.failed.insert(item.key.clone(), e.to_string());
+                    // Kept in the inbox; recorded so that a restart does not
+                    // show the same refusal again (a failure may be transient
+                    // and is retried after a restart).
+                    if let Err(store_error) = self.store.refuse(&item.key, &e.to_string()) {
+                        tracing::error!(key = %item.key, error = %store_error, "cannot record the refusal");
+                        self.failed.insert(item.key.clone(), e.to_string());
+                    }
                 }
                 Outcome::Failed(e) => {
                     tracing::error!(key = %item.key, error = %e, "failed");

@@ -5,6 +5,8 @@
 //! inbox/<key>.<ext>        accepted instances (what a C-STORE acknowledged)
 //! outbox/<key>/report.json  one directory per reported instance, plus the
 //! outbox/<key>/<output>     other formats (FHIR, DICOM SR)
+//! refused/<key>.txt         why an accepted instance can never be reported
+//!                           (kept in the inbox; delete this file to retry it)
 //! .lock                     held while a process has the store open
 //! ```
 //! `<key>` is the instance key (SOP Instance UID or `sha256:<hex>`) made
@@ -12,8 +14,8 @@
 //! ([`fsutil`]): an instance is in the inbox completely or not at all, and a report
 //! directory appears in the outbox only once all its files are on disk, so a crash
 //! at any point leaves either no report or a complete one. "Pending" is simply
-//! "in the inbox, no report directory yet", which is what a restart re-processes;
-//! nothing else records state, so nothing else can disagree.
+//! "in the inbox, no report directory and no refusal yet", which is what a restart
+//! re-processes; nothing else records state, so nothing else can disagree.
 //!
 //! [`OutDir`] is the plain-files mode: the same atomic writes into a user's
 //! directory, for the `report --out` command and the watched folder.
@@ -152,6 +154,7 @@ pub struct Store {
     root: PathBuf,
     inbox: PathBuf,
     outbox: PathBuf,
+    refused: PathBuf,
     options: StoreOptions,
     /// Encoded key → instance path, for everything in the inbox.
     index: Mutex<HashMap<String, PathBuf>>,
@@ -166,8 +169,10 @@ impl Store {
         let root = root.as_ref().to_path_buf();
         let inbox = root.join("inbox");
         let outbox = root.join("outbox");
+        let refused = root.join("refused");
         fsutil::ensure_dir(&inbox)?;
         fsutil::ensure_dir(&outbox)?;
+        fsutil::ensure_dir(&refused)?;
         let lock_path = root.join(".lock");
         // Held open read-only: a descriptor open for writing would, among other
         // things, stop the file system from being remounted read-only.
@@ -179,7 +184,9 @@ impl Store {
             .map_err(fsutil::io_err(&lock_path, "open lock file"))?;
         let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
             .map_err(|_| StoreError::Locked { path: root.clone() })?;
-        let removed = fsutil::remove_leftovers(&inbox)? + fsutil::remove_leftovers(&outbox)?;
+        let removed = fsutil::remove_leftovers(&inbox)?
+            + fsutil::remove_leftovers(&outbox)?
+            + fsutil::remove_leftovers(&refused)?;
         let mut index = HashMap::new();
         for entry in fs::read_dir(&inbox).map_err(fsutil::io_err(&inbox, "list"))? {
             let path = entry.map_err(fsutil::io_err(&inbox, "list"))?.path();
@@ -194,6 +201,7 @@ impl Store {
             root,
             inbox,
             outbox,
+            refused,
             options,
             index: Mutex::new(index),
             busy: KeyLocks::default(),
@@ -243,7 +251,7 @@ impl Store {
         let index = self.lock_index().clone();
         let mut items: Vec<PendingItem> = index
             .into_iter()
-            .filter(|(stem, _)| !self.outbox.join(stem).is_dir())
+            .filter(|(stem, _)| !self.outbox.join(stem).is_dir() && !self.is_refused_stem(stem))
             .filter_map(|(stem, path)| {
                 let accepted_at = fs::metadata(&path).and_then(|m| m.modified()).ok()?;
                 Some(PendingItem {
@@ -309,6 +317,38 @@ impl Store {
                 .map(|o| (o.name.as_str(), o.bytes.as_slice())),
         );
         fsutil::publish_dir(&self.outbox, &stem, &files).map(Completed::Written)
+    }
+
+    /// Record, durably, that the instance `key` can never be reported (`reason`,
+    /// e.g. not a chest film): it stays in the inbox but is no longer pending, so
+    /// a restart does not try it again. Deleting `refused/<key>.txt` retries it.
+    pub fn refuse(&self, key: &str, reason: &str) -> Result<PathBuf, StoreError> {
+        let stem = key::encode(key)?;
+        let path = self.refused.join(format!("{stem}.txt"));
+        fsutil::write_atomic(&path, format!("{reason}\n").as_bytes())?;
+        Ok(path)
+    }
+
+    /// Refused instances with their reasons, by key.
+    pub fn refused(&self) -> Vec<(String, String)> {
+        let Ok(entries) = fs::read_dir(&self.refused) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, String)> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let path = e.path();
+                let key = key::decode(&stem_of(&path)?)?;
+                let reason = fs::read_to_string(&path).ok()?;
+                Some((key, reason.trim_end().to_string()))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn is_refused_stem(&self, stem: &str) -> bool {
+        self.refused.join(format!("{stem}.txt")).is_file()
     }
 
     fn lock_index(&self) -> MutexGuard<'_, HashMap<String, PathBuf>> {

@@ -121,7 +121,11 @@ fn calibration_images(run: &Path, cfg: &TrainConfig, n: usize) -> Result<Vec<Vec
     if n == 0 {
         anyhow::bail!("no training images to calibrate on");
     }
-    let validate = cxr_edge::input::ValidateOptions::default();
+    // Training images were accepted by the trainer already; only decode them.
+    let validate = cxr_edge::input::ValidateOptions {
+        force: true,
+        ..Default::default()
+    };
     (0..n)
         .map(|k| {
             let id = ids[k * ids.len() / n];

@@ -294,6 +294,31 @@ fn resume_continues_the_same_schedule() {
     ] {
         assert!(split.path().join(f).exists(), "{f} missing");
     }
+
+    // One command from the run to a bundle with an int8 encoder calibrated on
+    // the run's training images, the default for the CPUs named.
+    let out = split.path().join("bundle");
+    let args = |calibrate, int8_for: &[&str]| crate::cmd_bundle::Args {
+        run: split.path().to_path_buf(),
+        out: out.clone(),
+        id: Some("tiny-int8".into()),
+        parity_image: None,
+        calibrate,
+        int8_for: int8_for.iter().map(|s| s.to_string()).collect(),
+    };
+    let e = crate::cmd_bundle::run(args(0, &["aarch64"])).unwrap_err();
+    assert!(e.to_string().contains("--calibrate"), "{e}");
+    crate::cmd_bundle::run(args(3, &["aarch64"])).unwrap();
+    let b = cxr_edge::bundle::Bundle::open(&out).unwrap();
+    let m = b.manifest();
+    assert_eq!(m.model_id, "tiny-int8");
+    use cxr_edge::bundle::Precision;
+    assert_eq!(
+        m.artefact_for("aarch64").unwrap().precision,
+        Precision::Int8
+    );
+    assert_eq!(m.artefact_for("x86_64").unwrap().precision, Precision::Fp32);
+    assert!(b.parity().unwrap().int8.is_some());
 }
 
 /// The real IU layout with images (`ecgen-radiology/` beside `NLMCXR_png/`) trains

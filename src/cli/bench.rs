@@ -121,17 +121,8 @@ struct Summary {
     tokens: usize,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 fn summarise(threads: usize, samples: &[Sample]) -> Summary {
-    let m = |f: fn(&Sample) -> f64| median(samples.iter().map(f).collect());
+    let m = |f: fn(&Sample) -> f64| super::median(samples.iter().map(f).collect());
     let total = m(|s| s.total);
     let model = m(|s| s.model);
     Summary {
@@ -144,7 +135,7 @@ fn summarise(threads: usize, samples: &[Sample]) -> Summary {
         writing_ms: m(|s| s.writing),
         total_ms: total,
         model_ms: model,
-        outside_model_share: median(
+        outside_model_share: super::median(
             samples
                 .iter()
                 .map(|s| 1.0 - s.model / s.total.max(1e-9))

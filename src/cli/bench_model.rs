@@ -95,15 +95,6 @@ struct Results {
     latency: Vec<Latency>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 fn time_ms(n: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
     f()?;
     let mut times = Vec::with_capacity(n);
@@ -112,7 +103,7 @@ fn time_ms(n: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Resul
         f()?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    Ok(median(times))
+    Ok(super::median(times))
 }
 
 fn file_bytes(b: &Bundle, name: &str) -> anyhow::Result<u64> {

@@ -31,6 +31,16 @@ pub fn chain(e: &anyhow::Error) -> String {
     out
 }
 
+/// Median of measurements (mean of the middle two for an even count; 0 for none).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 /// Environment variable naming the bundle to use when `--model` is not given.
 pub const MODEL_ENV: &str = "CXR_MODEL";
 

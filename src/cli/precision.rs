@@ -158,11 +158,6 @@ fn open(args: &Args, precision: Precision) -> anyhow::Result<Reporter> {
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
 fn score(report: &Report, o: Observation) -> f32 {
     report
         .findings
@@ -275,7 +270,7 @@ fn summarise(
             .len()
     };
     let encoder_ms =
-        |reports: &[&Report]| median(reports.iter().map(|r| r.timings.encoder_ms).collect());
+        |reports: &[&Report]| super::median(reports.iter().map(|r| r.timings.encoder_ms).collect());
     Summary {
         model_id: model_id.to_string(),
         arch: std::env::consts::ARCH,

@@ -4,7 +4,7 @@
 #
 #   sudo board/install.sh BINARY CONFIG [MODEL_BUNDLE_DIR]
 #
-#   BINARY            the aarch64 release binary (target/aarch64-unknown-linux-gnu/release/cxr-edge)
+#   BINARY            the aarch64 board binary ($CARGO_TARGET_DIR_AARCH64/aarch64-unknown-linux-gnu/board/cxr-edge)
 #   CONFIG            one of board/*.toml (or your own); an existing /etc/cxr-edge/config.toml
 #                     is kept unless FORCE_CONFIG=1
 #   MODEL_BUNDLE_DIR  optional: the model bundle folder, copied to /var/lib/cxr-edge/model
@@ -21,7 +21,7 @@ bin=$1 config=$2 model=${3:-}
 [ -f "$config" ] || { echo "$config: no such config" >&2; exit 1; }
 case "$(uname -m)" in
   aarch64|arm64) ;;
-  *) echo "warning: this machine is $(uname -m); the release binary is built for aarch64" >&2 ;;
+  *) echo "warning: this machine is $(uname -m); the board binary is built for aarch64" >&2 ;;
 esac
 
 # 1. Groups for device access, and the service user (no shell, no password).

@@ -5,7 +5,7 @@
 #
 # BUNDLE defaults to the shipped bundle, LABELS_DIR to ../shared/data/nih-cxr14 and IDS
 # (a trainer splits.json, or one image id per line) to the validation images of the
-# shipped run, if present. Prints, for the aarch64 release binary (built if needed):
+# shipped run, if present. Prints, for the aarch64 board binary (built if needed):
 #  1. `cxr-edge precision --check`: identical greedy impressions (>= 90 %) and every
 #     finding's AUROC within 0.01, int8 vs fp32, on the labelled images;
 #  2. `cxr-edge info --check`: the parity file on the artefact aarch64 runs (int8);
@@ -21,7 +21,7 @@ cd "$here"
 bundle=${1:-$(ls -d models/*/ | head -1)}
 labels=${2:-$here/../shared/data/nih-cxr14}
 ids=${3:-${CXR_INT8_IDS:-}}
-bin="$CARGO_TARGET_DIR/aarch64-unknown-linux-gnu/release/cxr-edge"
+bin="$CARGO_TARGET_DIR_AARCH64/aarch64-unknown-linux-gnu/board/cxr-edge"
 [ -x "$bin" ] || scripts/setup-aarch64.sh --build
 run() { qemu-aarch64 -cpu cortex-a72 "$bin" "$@"; }
 

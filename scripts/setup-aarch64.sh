@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # Idempotent aarch64 cross-build and emulated test run for the device crate.
 #
-#   scripts/setup-aarch64.sh             install (if needed), build the release binary, run the tests under qemu
+#   scripts/setup-aarch64.sh             install (if needed), build the binary and the tests, run them under qemu
 #   scripts/setup-aarch64.sh --install   only install the toolchain
-#   scripts/setup-aarch64.sh --build     install + release binary only
+#   scripts/setup-aarch64.sh --build     install + the board binary only
+#   scripts/setup-aarch64.sh --no-run    install + the board binary and the test binaries, not run
 #   scripts/setup-aarch64.sh --env       print the environment to use (eval "$(scripts/setup-aarch64.sh --env)")
 #
-# The release binary is built with FEATURES (default: hardware, i.e. the SPI panel, SSD1306,
-# framebuffer and GPIO drivers a unit needs); the tests run with the default features.
+# Everything is built with FEATURES (default: hardware, i.e. the SPI panel, SSD1306,
+# framebuffer and GPIO drivers a unit needs) in the `board` profile (Cargo.toml: the
+# fastest binary, no LTO), binary and tests in ONE cargo invocation: every dependency
+# (tract is ~20 min of CPU for aarch64) is compiled once, the binary under test is the
+# binary a board gets, and linking the test binaries is cheap.
+# The aarch64 build has its own target folder ($CARGO_TARGET_DIR_AARCH64, default
+# $CXR_CACHE/target-aarch64): it shares nothing with the host toolchain's builds, and
+# scripts/test.sh builds it while the host builds and tests run.
 #
 # Route measured in /work/shared/TOOLCHAIN.md: Debian bookworm's rustc-web/cargo-web (1.96)
 # with the arm64 standard library, the GNU aarch64 cross gcc as linker and qemu-user as the
 # test runner. qemu runs WITHOUT `-L /usr/aarch64-linux-gnu`: mixing that sysroot's libc with
 # the multiarch one makes any program that starts a thread spin forever.
-#
-# The tests run in the release profile so they share every compiled dependency with the
-# release binary (tract is ~20 min of CPU to build for aarch64) and so the host-side
-# `target/debug` lock stays free for everyday work.
 set -euo pipefail
 TARGET=aarch64-unknown-linux-gnu
 TOOLCHAIN=debian-web
@@ -66,13 +69,19 @@ esac
 install_toolchain
 eval "$(print_env)"
 cd "$here"
-cargo "+$TOOLCHAIN" build --release --target "$TARGET" --bin cxr-edge --features "$FEATURES"
-bin="$CARGO_TARGET_DIR/$TARGET/release/cxr-edge"
+export CARGO_TARGET_DIR="$CARGO_TARGET_DIR_AARCH64"
+bin="$CARGO_TARGET_DIR/$TARGET/board/cxr-edge"
+build=(cargo "+$TOOLCHAIN" build --profile board --target "$TARGET" --features "$FEATURES")
+tests=(cargo "+$TOOLCHAIN" test --profile board --target "$TARGET" --features "$FEATURES" --lib --bins --tests)
+case "$mode" in
+  --build) "${build[@]}" --bin cxr-edge ;;
+  # Integration tests depend on the binary, so this builds it too, with the same units.
+  *) "${tests[@]}" --no-run ;;
+esac
 size=$(stat -c %s "$bin")
-echo "aarch64 release binary: $bin ($size bytes, $((size / 1024 / 1024)) MiB)"
+echo "aarch64 board binary: $bin ($size bytes, $((size / 1024 / 1024)) MiB)"
 file "$bin" 2>/dev/null || true
-[ "$mode" = "--build" ] && exit 0
+case "$mode" in --build | --no-run) exit 0 ;; esac
 
-CXR_TEST_RUNNER="qemu-aarch64 -cpu cortex-a72" \
-  cargo "+$TOOLCHAIN" test --release --target "$TARGET" --lib --bins --tests
+CXR_TEST_RUNNER="qemu-aarch64 -cpu cortex-a72" "${tests[@]}"
 echo "aarch64 tests passed under qemu"

@@ -3,41 +3,92 @@
 # libtorch, the aarch64 cross toolchain), then runs formatting, lints and every
 # test: host (device crate + trainer) and the device crate under qemu-aarch64.
 # Idempotent; caches live in $CXR_CACHE (default ~/.cache/cxr-edge), outside the clone.
+#
+# The aarch64 build (binary + test binaries, one cargo invocation) starts in the
+# background as soon as its toolchain is installed and runs beside the downloads and
+# the host build; its tests run under qemu once it is done. Each step prints its wall
+# time, and a table of all steps closes the run (also when a step fails).
 set -euo pipefail
 shopt -s inherit_errexit 2>/dev/null || true
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-step() { printf '\n==> %s\n' "$*"; }
-
-step "system packages"
-mapfile -t apt_pkgs < <(grep -v '^#' scripts/apt-test.txt | sed '/^\s*$/d')
-missing=()
-for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-
-step "python test oracles"
-python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
-
-step "libtorch"
-eval "$(scripts/setup-libtorch.sh)"
-
-step "format and lints"
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets -- -D warnings
-
+started=$SECONDS
+times=()
+mmss() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+# step NAME COMMAND...: runs one step and records its wall time.
+step() {
+  local name=$1 t=$SECONDS
+  shift
+  printf '\n==> %s\n' "$name"
+  "$@"
+  local took=$((SECONDS - t))
+  times+=("$(printf '%-44s %8s' "$name" "$(mmss "$took")")")
+  printf '<== %s: %s (run so far %s)\n' "$name" "$(mmss "$took")" "$(mmss $((SECONDS - started)))"
+}
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+aarch64_log=$(mktemp)
+aarch64_pid=
+summary() {
+  local rc=$?
+  [ -n "$aarch64_pid" ] && kill "$aarch64_pid" 2>/dev/null
+  printf '\nstep times (wall, 2 cores in CI):\n'
+  printf '  %s\n' "${times[@]}"
+  printf '  %-44s %8s\n' "total" "$(mmss $((SECONDS - started)))"
+  # One closing line over every test binary run (x86_64 and aarch64).
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+       END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
+  rm -f "$log" "$aarch64_log"
+  exit "$rc"
+}
+trap summary EXIT
 
-step "tests (x86_64)"
-cargo test --workspace 2>&1 | tee -a "$log"
+system_packages() {
+  mapfile -t apt_pkgs < <(grep -v '^#' scripts/apt-test.txt | sed '/^\s*$/d')
+  local missing=() p
+  for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  scripts/setup-aarch64.sh --install
+}
 
-step "aarch64 release build and tests under qemu"
-scripts/setup-aarch64.sh 2>&1 | tee -a "$log"
+aarch64_build_start() {
+  scripts/setup-aarch64.sh --no-run >"$aarch64_log" 2>&1 &
+  aarch64_pid=$!
+  aarch64_from=$SECONDS
+  echo "building in the background (pid $aarch64_pid)"
+}
 
-# One closing line over every test binary run above (x86_64 and aarch64).
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
+aarch64_build_wait() {
+  local rc=0
+  wait "$aarch64_pid" || rc=$?
+  aarch64_pid=
+  grep -v '^\s*\(Compiling\|Downloaded\|Downloading\)' "$aarch64_log" || true
+  echo "background build took $(mmss $((SECONDS - aarch64_from))) since it started"
+  return "$rc"
+}
+
+python_oracles() {
+  python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+}
+
+libtorch() {
+  eval "$(scripts/setup-libtorch.sh)"
+}
+
+lints() {
+  cargo fmt --all -- --check
+  # With the hardware drivers, so the code only the board build compiles is linted too.
+  cargo clippy --workspace --all-targets --features cxr-edge/hardware -- -D warnings
+}
+
+step "system packages + aarch64 toolchain" system_packages
+step "aarch64 build: start (background)" aarch64_build_start
+step "python test oracles" python_oracles
+step "libtorch" libtorch
+step "format and lints" lints
+step "tests (x86_64)" bash -c 'set -o pipefail; cargo test --workspace 2>&1 | tee -a "$1"' _ "$log"
+step "aarch64 build: wait" aarch64_build_wait
+step "tests (aarch64, qemu)" bash -c 'set -o pipefail; scripts/setup-aarch64.sh 2>&1 | tee -a "$1"' _ "$log"

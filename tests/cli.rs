@@ -253,6 +253,10 @@ fn bench_reports_every_stage_at_each_thread_count() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    // The profile named is the one cargo built the binary with: its folder.
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_cxr-edge"));
+    let profile = bin.parent().unwrap().file_name().unwrap().to_str().unwrap();
+    assert_eq!(doc["build_profile"], profile);
     let results = doc["results"].as_array().unwrap();
     assert_eq!(results.len(), 2);
     for (r, threads) in results.iter().zip([1, 2]) {

@@ -195,6 +195,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let doc = serde_json::json!({
             "model_id": model_id,
             "bundle": bundle,
+            "build_profile": super::BUILD_PROFILE,
             "files": files.len(),
             "runs": args.runs,
             "beam": args.beam,
@@ -253,10 +254,11 @@ fn table(
     rss: Option<u64>,
 ) -> String {
     let mut s = format!(
-        "model {model_id} ({}), {files} files × {} runs, beam {}; medians in ms\n",
+        "model {model_id} ({}), {files} files × {} runs, beam {}; medians in ms\n{}\n",
         bundle.display(),
         args.runs,
-        args.beam
+        args.beam,
+        super::build_note()
     );
     s += "threads  decode  preproc  encoder  decoding  writing    total    model  outside  steps  tokens  peak heap\n";
     for r in summaries {

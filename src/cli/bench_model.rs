@@ -90,6 +90,7 @@ struct Latency {
 struct Results {
     model_id: String,
     arch: &'static str,
+    build_profile: &'static str,
     sizes: Sizes,
     load: LoadTimes,
     latency: Vec<Latency>,
@@ -274,6 +275,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let results = Results {
         model_id: b.manifest().model_id.clone(),
         arch: std::env::consts::ARCH,
+        build_profile: super::BUILD_PROFILE,
         sizes: sizes(&b)?,
         load: load_times(&b, args.loads, cold_start_ms)?,
         latency,
@@ -297,7 +299,13 @@ fn table(r: &Results, dir: &Path) -> String {
         _ => "n/a".into(),
     };
     let s = &r.sizes;
-    let mut out = format!("model {} ({}) on {}\n", r.model_id, dir.display(), r.arch);
+    let mut out = format!(
+        "model {} ({}) on {}\n{}\n",
+        r.model_id,
+        dir.display(),
+        r.arch,
+        super::build_note()
+    );
     out += &format!(
         "size: fp32 NNEF {}, int8 NNEF {}{}; ONNX {}; whole folder {}\n",
         mb(s.fp32_bytes),

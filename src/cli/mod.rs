@@ -31,6 +31,21 @@ pub fn chain(e: &anyhow::Error) -> String {
     out
 }
 
+/// The cargo profile this binary was built with (`build.rs`).
+pub const BUILD_PROFILE: &str = env!("CXR_BUILD_PROFILE");
+
+/// One line for benchmark output: which build is being measured. Only `board`
+/// optimises tract's core; `release` and `debug` trade its speed for build time.
+pub fn build_note() -> String {
+    match BUILD_PROFILE {
+        "board" => "build: board profile (fully optimised)".into(),
+        p => format!(
+            "build: {p} profile (tract-core unoptimised, model time ~4x the board build's; \
+             device figures need `--profile board`)"
+        ),
+    }
+}
+
 /// Median of measurements (mean of the middle two for an even count; 0 for none).
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

@@ -40,7 +40,7 @@ pub fn build_note() -> String {
     match BUILD_PROFILE {
         "board" => "build: board profile (fully optimised)".into(),
         p => format!(
-            "build: {p} profile (tract-core unoptimised, model time ~4x the board build's; \
+            "build: {p} profile (tract-core unoptimised, model time ~2.5x the board build's; \
              device figures need `--profile board`)"
         ),
     }

@@ -120,9 +120,6 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
-    /// Number of findings logits.
-    pub const FINDINGS: usize = 10;
-
     /// Side of the feature grid.
     pub fn grid_side(&self) -> usize {
         let mut s = self.input_size;
@@ -136,7 +133,7 @@ impl ModelConfig {
     pub fn cond_size(&self) -> usize {
         self.grid_channels()
             + if self.findings_conditioned {
-                Self::FINDINGS
+                crate::Observation::COUNT
             } else {
                 0
             }
@@ -172,7 +169,7 @@ impl ModelConfig {
             macs += side * side * c * c * 9;
             cin = c;
         }
-        macs + cin * Self::FINDINGS as u64
+        macs + cin * crate::Observation::COUNT as u64
     }
 }
 

@@ -18,7 +18,7 @@ pub struct NihImage {
     pub path: PathBuf,
     pub patient: String,
     /// Labels in [`Observation::ALL`] order.
-    pub labels: [bool; 10],
+    pub labels: [bool; Observation::COUNT],
 }
 
 #[derive(Debug, Error)]
@@ -58,7 +58,7 @@ pub fn read_labels(root: &Path) -> Result<Vec<NihImage>, NihError> {
         if file.is_empty() {
             return Err(fail(format!("row {}: empty image_file", line + 2)));
         }
-        let mut labels = [false; 10];
+        let mut labels = [false; Observation::COUNT];
         for (l, &c) in labels.iter_mut().zip(&label_cols) {
             *l = row.get(c).map(str::trim) == Some("1");
         }

@@ -20,8 +20,12 @@ pub enum Observation {
 }
 
 impl Observation {
+    /// How many observations there are: the findings head's width, the length of
+    /// every label and score row.
+    pub const COUNT: usize = 10;
+
     /// All observations in logit order.
-    pub const ALL: [Observation; 10] = [
+    pub const ALL: [Observation; Self::COUNT] = [
         Observation::Cardiomegaly,
         Observation::LungOpacity,
         Observation::LungLesion,
@@ -35,7 +39,7 @@ impl Observation {
     ];
 
     /// The nine findings, without "no finding": the first nine of [`Observation::ALL`].
-    pub const FINDINGS: [Observation; 9] = {
+    pub const FINDINGS: [Observation; Self::COUNT - 1] = {
         let mut out = [Observation::Cardiomegaly; 9];
         let mut i = 0;
         while i < 9 {

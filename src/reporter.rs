@@ -103,7 +103,7 @@ pub struct Reporter {
     model: ModelConfig,
     preprocess: PreprocessOptions,
     decode: DecodeOptions,
-    thresholds: [f32; ModelConfig::FINDINGS],
+    thresholds: [f32; Observation::COUNT],
     model_id: String,
     bundle_hash: String,
 }
@@ -198,7 +198,7 @@ impl Reporter {
             )
         }
         .with_strategy(strategy);
-        let mut thresholds = [DEFAULT_THRESHOLD; ModelConfig::FINDINGS];
+        let mut thresholds = [DEFAULT_THRESHOLD; Observation::COUNT];
         for o in Observation::ALL {
             if let Some(t) = manifest.threshold(o) {
                 thresholds[o.index()] = t;
@@ -268,10 +268,10 @@ impl Reporter {
                 source,
             })?;
         let encoder_ms = ms(t);
-        if encoded.findings.len() != ModelConfig::FINDINGS {
+        if encoded.findings.len() != Observation::COUNT {
             return Err(ReportError::Findings {
                 input: input.clone(),
-                expected: ModelConfig::FINDINGS,
+                expected: Observation::COUNT,
                 got: encoded.findings.len(),
             });
         }

@@ -63,7 +63,7 @@ fn manifest(config: &ModelConfig) -> Manifest {
 fn scripted(v: &Vocab, c: &ModelConfig) -> FakeRuntime {
     let id = |w: &str| v.id(w).unwrap();
     let (heart, size, normal) = (id("heart"), id("size"), id("normal"));
-    let mut findings = [-3.0; 10];
+    let mut findings = [-3.0; Observation::COUNT];
     findings[Observation::Cardiomegaly.index()] = 2.0;
     findings[Observation::Edema.index()] = -1.0;
     FakeRuntime::new(c)

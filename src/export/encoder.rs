@@ -6,6 +6,7 @@ use tract_onnx::pb::ModelProto;
 use super::graph::{Attr, GraphBuilder};
 use super::{ExportError, Weights};
 use crate::model_config::{DecoderKind, ModelConfig, BN_EPS};
+use crate::Observation;
 
 /// Fold an eval-mode BatchNorm into the preceding bias-free convolution:
 /// `W' = W · γ/√(σ²+ε)` per output channel and `b' = β − μ · γ/√(σ²+ε)`.
@@ -99,13 +100,13 @@ pub(crate) fn build(config: &ModelConfig, weights: &Weights) -> Result<ModelProt
         "pooled",
         vec![Attr::Ints("axes", vec![2, 3]), Attr::Int("keepdims", 0)],
     );
-    let (hw, hb) = linear(&mut g, weights, "enc.head", c, ModelConfig::FINDINGS)?;
+    let (hw, hb) = linear(&mut g, weights, "enc.head", c, Observation::COUNT)?;
     let findings = g.gemm(&pooled, &hw, &hb, Some("findings"));
     // The decoder's conditioning vector: the pooled features, and with findings
     // conditioning also the head's decisions at the checkpoint's thresholds.
     let cond = if config.findings_conditioned {
-        let t = weights.get("dec.flag_thresholds", &[ModelConfig::FINDINGS])?;
-        let t = g.init_f32("dec.flag_thresholds", &[1, ModelConfig::FINDINGS], t);
+        let t = weights.get("dec.flag_thresholds", &[Observation::COUNT])?;
+        let t = g.init_f32("dec.flag_thresholds", &[1, Observation::COUNT], t);
         let p = g.unary("Sigmoid", &findings);
         let ge = g.binary("GreaterOrEqual", &p, &t);
         let flags = g.node("Cast", &[&ge], vec![Attr::Int("to", 1)]);
@@ -141,7 +142,7 @@ pub(crate) fn build(config: &ModelConfig, weights: &Weights) -> Result<ModelProt
         DecoderKind::Merge => g.output_f32("grid_proj", &[1, h]),
     }
     g.output_f32("pooled", &[1, c]);
-    g.output_f32("findings", &[1, ModelConfig::FINDINGS]);
+    g.output_f32("findings", &[1, Observation::COUNT]);
     if config.decoder == DecoderKind::Attention {
         g.output_f32("h0", &[1, h]);
     }

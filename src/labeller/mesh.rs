@@ -16,8 +16,8 @@ use crate::Observation;
 /// The observations a study's MeSH terms state, indexed like
 /// [`Observation::ALL`]; `None` when the study was not indexed (no terms, or
 /// only `No Indexing`).
-pub fn observations<S: AsRef<str>>(terms: &[S]) -> Option<[bool; 10]> {
-    let mut out = [false; 10];
+pub fn observations<S: AsRef<str>>(terms: &[S]) -> Option<[bool; Observation::COUNT]> {
+    let mut out = [false; Observation::COUNT];
     let mut indexed = false;
     for term in terms {
         let term = term.as_ref().trim();
@@ -135,8 +135,8 @@ pub fn score<'a>(studies: impl IntoIterator<Item = MeshStudy<'a>>) -> MeshScore 
     let mut s = MeshScore {
         studies: 0,
         unindexed: 0,
-        uncertain_positive: vec![Counts::default(); 10],
-        uncertain_negative: vec![Counts::default(); 10],
+        uncertain_positive: vec![Counts::default(); Observation::COUNT],
+        uncertain_negative: vec![Counts::default(); Observation::COUNT],
         disagreements: Vec::new(),
     };
     for study in studies {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{EncoderOutput, Runtime, RuntimeError, StepOutput};
 use crate::model_config::ModelConfig;
+use crate::Observation;
 
 /// Tokens a fake state can hold.
 const STATE_TOKENS: usize = 256;
@@ -38,7 +39,7 @@ impl FakeRuntime {
             input_size: config.input_size,
             vocab: config.vocab_size,
             cells: config.grid_cells(),
-            findings: vec![0.0; ModelConfig::FINDINGS],
+            findings: vec![0.0; Observation::COUNT],
             default: vec![0.0; config.vocab_size],
             rules: Vec::new(),
             attention: Vec::new(),

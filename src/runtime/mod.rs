@@ -14,7 +14,7 @@ pub struct EncoderOutput {
     pub grid_proj: Vec<f32>,
     /// `[C]`.
     pub pooled: Vec<f32>,
-    /// `[10]` findings logits in [`crate::Observation::ALL`] order.
+    /// `[Observation::COUNT]` findings logits in [`crate::Observation::ALL`] order.
     pub findings: Vec<f32>,
     /// Decoder start state.
     pub h0: Vec<f32>,

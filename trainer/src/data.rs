@@ -16,6 +16,7 @@ use anyhow::{bail, Context, Result};
 use cxr_edge::corpus::{self, Split};
 use cxr_edge::preprocess::PreprocessOptions;
 use cxr_edge::text::{self, Preset, Vocab};
+use cxr_edge::Observation;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
@@ -29,7 +30,7 @@ pub struct Sample {
     /// Grouping key for the split (NIH patient id or IU study uid).
     pub group: String,
     /// Labels in `Observation::ALL` order.
-    pub labels: [bool; 10],
+    pub labels: [bool; Observation::COUNT],
     /// Index of its own report in the report list (true pairs only).
     pub own_report: Option<usize>,
 }

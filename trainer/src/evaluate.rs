@@ -27,7 +27,7 @@ pub struct Validation {
     pub mean_auroc: f64,
     /// Per-observation findings scores (sigmoid), for threshold selection.
     #[serde(skip)]
-    pub scores: Vec<[f32; 10]>,
+    pub scores: Vec<[f32; Observation::COUNT]>,
     /// Generated impressions, in validation order.
     pub generated: Vec<String>,
 }
@@ -62,7 +62,7 @@ pub fn generate(
     images: &Tensor,
     batch: i64,
     text: bool,
-) -> (Vec<String>, Vec<[f32; 10]>) {
+) -> (Vec<String>, Vec<[f32; Observation::COUNT]>) {
     let _guard = tch::no_grad_guard();
     let n = images.size()[0];
     let mut texts = Vec::with_capacity(n as usize);
@@ -79,8 +79,8 @@ pub fn generate(
                 .view([-1]),
         )
         .expect("findings scores");
-        for row in probs.chunks(10) {
-            let mut a = [0f32; 10];
+        for row in probs.chunks(Observation::COUNT) {
+            let mut a = [0f32; Observation::COUNT];
             a.copy_from_slice(row);
             scores.push(a);
         }
@@ -199,8 +199,11 @@ pub fn image_baselines(
 
 /// Per-observation threshold maximising F1 on validation scores (0.5 when an
 /// observation has no positives).
-pub fn choose_thresholds(scores: &[[f32; 10]], samples: &[Sample]) -> [f32; 10] {
-    let mut out = [0.5f32; 10];
+pub fn choose_thresholds(
+    scores: &[[f32; Observation::COUNT]],
+    samples: &[Sample],
+) -> [f32; Observation::COUNT] {
+    let mut out = [0.5f32; Observation::COUNT];
     for o in Observation::ALL {
         let i = o.index();
         let pos = samples.iter().filter(|s| s.labels[i]).count();

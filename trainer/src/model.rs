@@ -2,7 +2,7 @@
 //! `cxr_edge::model_config` exactly (parameter names, shapes, step equations), so
 //! the exporter can rebuild it from the saved safetensors.
 
-use cxr_edge::{DecoderKind, ModelConfig};
+use cxr_edge::{DecoderKind, ModelConfig, Observation};
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
@@ -124,11 +124,11 @@ impl CxrModel {
         let head = nn::linear(
             &enc / "head",
             c,
-            ModelConfig::FINDINGS as i64,
+            Observation::COUNT as i64,
             Default::default(),
         );
         let thresholds = config.findings_conditioned.then(|| {
-            let t = dec.ones_no_train("flag_thresholds", &[ModelConfig::FINDINGS as i64]);
+            let t = dec.ones_no_train("flag_thresholds", &[Observation::COUNT as i64]);
             let _ = tch::no_grad(|| t.shallow_clone().fill_(0.5));
             t
         });
@@ -173,7 +173,7 @@ impl CxrModel {
     }
 
     /// Set the findings-conditioning thresholds (no-op for unconditioned models).
-    pub fn set_thresholds(&self, t: &[f32; 10]) {
+    pub fn set_thresholds(&self, t: &[f32; Observation::COUNT]) {
         if let Some(th) = &self.thresholds {
             tch::no_grad(|| {
                 th.shallow_clone()

@@ -32,8 +32,8 @@ pub fn mask_from_labels(labels: &[bool]) -> Mask {
 
 /// Labels in `Observation::ALL` order from a mask: the nine findings, and
 /// "no finding" when none is present.
-pub fn labels_from_mask(mask: Mask) -> [bool; 10] {
-    let mut l = [false; 10];
+pub fn labels_from_mask(mask: Mask) -> [bool; Observation::COUNT] {
+    let mut l = [false; Observation::COUNT];
     for (i, x) in l.iter_mut().take(9).enumerate() {
         *x = mask & (1 << i) != 0;
     }
@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn label_mask_follows_finding_order() {
-        let mut labels = [false; 10];
+        let mut labels = [false; Observation::COUNT];
         labels[Observation::Cardiomegaly.index()] = true;
         labels[Observation::PleuralEffusion.index()] = true;
         labels[Observation::NoFinding.index()] = true;

@@ -3,6 +3,7 @@
 //! repetition guard, suppressed tokens) — `cxr-train eval --beam N`.
 
 use cxr_edge::runtime::{EncoderOutput, Runtime, RuntimeError, StepOutput};
+use cxr_edge::Observation;
 use tch::{Kind, Tensor};
 
 use crate::model::{CxrModel, Encoded, Mode};
@@ -54,7 +55,7 @@ impl Runtime for TchRuntime<'_> {
             grid: Tensor::from_slice(&encoded.grid).view([1, n, ch]),
             grid_proj: Tensor::from_slice(&encoded.grid_proj).view(proj_dims.as_slice()),
             pooled: Tensor::from_slice(&encoded.pooled).view([1, ch]),
-            findings: Tensor::from_slice(&encoded.findings).view([1, 10]),
+            findings: Tensor::from_slice(&encoded.findings).view([1, Observation::COUNT as i64]),
             h0: Tensor::from_slice(&encoded.h0).view([1, -1]),
         };
         let st = Tensor::from_slice(state).view([1, -1]);

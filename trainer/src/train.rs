@@ -341,7 +341,7 @@ pub fn train(
     Ok(best)
 }
 
-fn thresholds_json(t: &[f32; 10]) -> serde_json::Value {
+fn thresholds_json(t: &[f32; Observation::COUNT]) -> serde_json::Value {
     Observation::ALL
         .iter()
         .map(|o| (o.key().to_string(), serde_json::json!(t[o.index()])))
@@ -349,11 +349,16 @@ fn thresholds_json(t: &[f32; 10]) -> serde_json::Value {
         .into()
 }
 
-fn label_tensor<'a>(rows: impl Iterator<Item = &'a [bool; 10]>, device: Device) -> Tensor {
+fn label_tensor<'a>(
+    rows: impl Iterator<Item = &'a [bool; Observation::COUNT]>,
+    device: Device,
+) -> Tensor {
     let flat: Vec<f32> = rows
         .flat_map(|r| r.iter().map(|&b| b as u8 as f32))
         .collect();
-    Tensor::from_slice(&flat).view([-1, 10]).to_device(device)
+    Tensor::from_slice(&flat)
+        .view([-1, Observation::COUNT as i64])
+        .to_device(device)
 }
 
 /// Positive weights for the findings BCE: negatives/positives, capped, so rare

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod nih;
 pub mod output;
 pub mod reporter;
+pub mod retry;
 pub mod runtime;
 pub mod scp;
 pub mod screen;

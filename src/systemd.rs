@@ -2,14 +2,19 @@
 //! unix datagram, so the service unit's `Type=notify` and `WatchdogSec=` work
 //! without linking libsystemd.
 //!
-//! The serve loop calls [`Notifier::ready`] once it listens and
-//! [`Notifier::watchdog`] at least every [`Notifier::watchdog_interval`]; if the
-//! loop hangs, systemd kills and restarts the service (`Restart=on-failure`).
+//! The serve loop calls [`Notifier::ready`] once it listens and pings the
+//! watchdog through a [`Heartbeat`]: before every study and at least every
+//! [`Notifier::watchdog_interval`] while it waits. If the loop hangs (or one
+//! study runs longer than `WatchdogSec`), systemd kills and restarts the service
+//! (`Restart=on-failure`), and the store's attempt record of that study keeps a
+//! film that always hangs from doing it again and again.
 
 use std::io;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::retry::LogLimiter;
 
 /// Where to send notifications; a no-op when not started by systemd.
 #[derive(Debug, Clone, Default)]
@@ -97,6 +102,63 @@ impl Notifier {
     }
 }
 
+/// The loop's side of the watchdog: pings when asked or when due, and says how
+/// long the loop may block before the next ping is due.
+#[derive(Debug)]
+pub struct Heartbeat {
+    notifier: Notifier,
+    interval: Option<Duration>,
+    last: Instant,
+    errors: LogLimiter,
+}
+
+impl Heartbeat {
+    pub fn new(notifier: Notifier) -> Self {
+        Heartbeat {
+            interval: notifier.watchdog_interval(),
+            notifier,
+            last: Instant::now(),
+            errors: LogLimiter::default(),
+        }
+    }
+
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+
+    /// Ping now. Called before each study, so a backlog of studies that each
+    /// take less than the watchdog period never starves it.
+    pub fn beat(&mut self) {
+        if self.interval.is_none() {
+            return;
+        }
+        self.last = Instant::now();
+        match self.notifier.watchdog() {
+            Ok(()) => {
+                self.errors.clear();
+            }
+            Err(e) => {
+                if let Some(repeats) = self.errors.admit(&e.to_string()) {
+                    tracing::warn!(error = %e, repeats, "systemd watchdog notification");
+                }
+            }
+        }
+    }
+
+    /// Ping if half the watchdog period passed since the last ping.
+    pub fn beat_if_due(&mut self) {
+        if self.until_due() == Some(Duration::ZERO) {
+            self.beat();
+        }
+    }
+
+    /// How long until the next ping is due; `None` without a watchdog.
+    pub fn until_due(&self) -> Option<Duration> {
+        self.interval
+            .map(|interval| interval.saturating_sub(self.last.elapsed()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +184,31 @@ mod tests {
         let n = Notifier::default();
         assert!(n.ready().is_ok() && n.watchdog().is_ok());
         assert_eq!(n.watchdog_interval(), None);
+        assert_eq!(Heartbeat::new(n).until_due(), None);
+    }
+
+    #[test]
+    fn heartbeat_pings_on_demand_and_when_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let server = UnixDatagram::bind(&path).unwrap();
+        server.set_nonblocking(true).unwrap();
+        let mut slow = Heartbeat::new(Notifier::with_socket(
+            &path,
+            Some(Duration::from_secs(3600)),
+        ));
+        slow.beat_if_due();
+        let mut buf = [0u8; 64];
+        assert!(server.recv(&mut buf).is_err(), "not due yet");
+        slow.beat();
+        let len = server.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"WATCHDOG=1");
+        assert!(slow.until_due().unwrap() > Duration::from_secs(1000));
+
+        let mut fast = Heartbeat::new(Notifier::with_socket(&path, Some(Duration::ZERO)));
+        assert_eq!(fast.until_due(), Some(Duration::ZERO));
+        fast.beat_if_due();
+        let len = server.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"WATCHDOG=1");
     }
 }

@@ -274,6 +274,30 @@ fn folder_source_yields_settled_files_once_and_deletes_when_done() {
 }
 
 #[test]
+fn a_missing_folder_is_one_error_per_drain_and_is_read_afresh_when_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("drop");
+    let mut src = FolderSource::new(&folder, Duration::ZERO);
+    let got = src.drain();
+    assert_eq!(got.len(), 1, "one error, not one per poll for ever");
+    let e = got[0].as_ref().unwrap_err();
+    assert!(e.to_string().contains("drop"), "{e}");
+    assert!(src.check().is_err());
+
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("a.png"), png16(300, 300)).unwrap();
+    assert!(src.check().is_ok());
+    assert_eq!(src.drain().len(), 1);
+    std::fs::remove_dir_all(&folder).unwrap();
+    assert!(src.check().is_err());
+    // Same name, new folder: the file handed out before is not remembered.
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("a.png"), png16(300, 300)).unwrap();
+    assert!(src.check().is_ok());
+    assert_eq!(src.drain().len(), 1);
+}
+
+#[test]
 fn decode_file_names_a_missing_file() {
     let e = decode_file(std::path::Path::new("/nonexistent/x.dcm"), &opts()).unwrap_err();
     assert_eq!(e.code(), "io");

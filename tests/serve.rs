@@ -334,7 +334,7 @@ fn kill_9_loses_no_acknowledged_instance() {
 }
 
 /// Under systemd (`Type=notify`, `WatchdogSec`) the loop reports readiness once
-/// and keeps pinging the watchdog while it idles.
+/// and keeps pinging the watchdog while it idles, however long its poll period.
 #[test]
 fn serve_tells_systemd_it_is_ready_and_alive() {
     use std::os::unix::net::UnixDatagram;
@@ -347,7 +347,10 @@ fn serve_tells_systemd_it_is_ready_and_alive() {
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let reporter = Reporter::open(&tiny(), &ReporterOptions::default()).unwrap();
-    let mut server = Server::start(&config(tmp.path(), None), reporter, Box::new(NoSink)).unwrap();
+    let mut config = config(tmp.path(), None);
+    // Three times the listener's wait: the loop must not sleep a whole poll.
+    config.poll_ms = 30_000;
+    let mut server = Server::start(&config, reporter, Box::new(NoSink)).unwrap();
     server.set_notifier(cxr_edge::systemd::Notifier::with_socket(
         &sock_path,
         Some(Duration::from_millis(400)),

@@ -105,6 +105,34 @@ fn refused_instances_stay_kept_but_leave_the_queue_for_good() {
 }
 
 #[test]
+fn attempts_are_counted_durably_until_finished_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), no_margin()).unwrap();
+    store.accept(SOP_UID, b"film", "dcm").unwrap();
+    assert_eq!(store.unfinished_attempts(SOP_UID).unwrap(), 0);
+    assert_eq!(store.start_attempt(SOP_UID).unwrap(), 1);
+    assert_eq!(store.start_attempt(SOP_UID).unwrap(), 2);
+
+    drop(store);
+    let store = Store::open(dir.path(), no_margin()).unwrap();
+    assert_eq!(store.unfinished_attempts(SOP_UID).unwrap(), 2, "survives");
+    assert_eq!(store.pending().len(), 1, "still pending");
+    store.finish_attempt(SOP_UID).unwrap();
+    store.finish_attempt(SOP_UID).unwrap();
+    assert_eq!(store.unfinished_attempts(SOP_UID).unwrap(), 0);
+
+    store.start_attempt(SOP_UID).unwrap();
+    store.refuse(SOP_UID, "crashed").unwrap();
+    assert_eq!(
+        store.unfinished_attempts(SOP_UID).unwrap(),
+        0,
+        "a refusal ends the count, so deleting it retries afresh"
+    );
+    assert!(names(&dir.path().join("attempts")).is_empty());
+    assert!(store.start_attempt("").is_err(), "keys are checked");
+}
+
+#[test]
 fn same_instance_twice_is_kept_and_reported_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), no_margin()).unwrap();

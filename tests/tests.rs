@@ -14,4 +14,5 @@ mod screen;
 mod serve;
 mod store;
 mod text;
+mod unattended;
 mod util;

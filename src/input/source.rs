@@ -32,14 +32,20 @@ pub trait Source {
     /// on a later poll.
     fn retry(&mut self, _item: &Received) {}
 
-    /// Every input ready now; errors are returned alongside, not fatal.
+    /// Every input ready now, up to and including the first error. Stopping
+    /// there matters: a source whose every poll fails (a watched folder that
+    /// vanished) would otherwise be polled forever, collecting errors. The next
+    /// drain carries on after the input that failed.
     fn drain(&mut self) -> Vec<Result<Received, InputError>> {
         let mut out = Vec::new();
         loop {
             match self.poll() {
                 Ok(Some(r)) => out.push(Ok(r)),
                 Ok(None) => return out,
-                Err(e) => out.push(Err(e)),
+                Err(e) => {
+                    out.push(Err(e));
+                    return out;
+                }
             }
         }
     }
@@ -95,6 +101,20 @@ impl FolderSource {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Whether the folder can be listed now. When it cannot (missing, not a
+    /// directory, no permission), what was remembered about its files is
+    /// dropped, so a folder that comes back is read afresh.
+    pub fn check(&mut self) -> Result<(), InputError> {
+        match std::fs::read_dir(&self.dir) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.ready.clear();
+                self.handed_out.clear();
+                Err(self.io(&self.dir, e))
+            }
+        }
     }
 
     fn io(&self, path: &Path, source: std::io::Error) -> InputError {

@@ -18,6 +18,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::retry::{Backoff, LogLimiter};
+
 mod association;
 
 pub use association::StoreStatus;
@@ -185,7 +187,10 @@ impl Scp {
         })
     }
 
-    /// Accept associations until `stop` is set, one thread each.
+    /// Accept associations until `stop` is set, one thread each. Accepting or
+    /// starting a thread fails when descriptors or memory run out, and would
+    /// then fail again at once: such a failure waits (10 ms, doubling up to a
+    /// second) and is logged once per kind, not once per try.
     pub fn run(self, stop: &AtomicBool) {
         tracing::info!(
             ae_title = %self.config.ae_title,
@@ -193,24 +198,32 @@ impl Scp {
             transfer_syntaxes = ?accepted_transfer_syntaxes(),
             "DICOM receiver listening"
         );
+        let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
+        let mut errors = LogLimiter::default();
         for stream in self.listener.incoming() {
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            let stream = match stream {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
+            let started = stream.and_then(|stream| {
+                let config = self.config.clone();
+                let store = self.store.clone();
+                std::thread::Builder::new()
+                    .name("scp-assoc".into())
+                    .spawn(move || serve_stream(stream, &config, &*store))
+            });
+            match started {
+                Ok(_) => {
+                    backoff.succeeded();
+                    if errors.clear() {
+                        tracing::info!("accepting associations again");
+                    }
                 }
-            };
-            let config = self.config.clone();
-            let store = self.store.clone();
-            let spawned = std::thread::Builder::new()
-                .name("scp-assoc".into())
-                .spawn(move || serve_stream(stream, &config, &*store));
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "cannot start association thread");
+                Err(e) => {
+                    if let Some(repeats) = errors.admit(&e.to_string()) {
+                        tracing::error!(error = %e, repeats, "cannot accept an association");
+                    }
+                    std::thread::sleep(backoff.failed());
+                }
             }
         }
     }

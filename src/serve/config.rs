@@ -6,6 +6,8 @@
 //! threads = 2                      # model threads
 //! precision = "fp32"               # artefact to run (default: the bundle's choice for this CPU)
 //! force = false                    # read films that fail the chest-film checks
+//! max_attempts = 3                 # refuse a film after this many crashed attempts
+//! retry_max_ms = 60000             # longest wait between retries of a lasting fault
 //!
 //! [dicom]
 //! ae_title = "CXR-EDGE"
@@ -74,6 +76,15 @@ pub struct ServeConfig {
     /// How often the loop looks at the watched folder, milliseconds.
     #[serde(default = "default_poll_ms")]
     pub poll_ms: u64,
+    /// Attempts at one study that may end in a crash, a kill or a hang before
+    /// the study is refused instead of tried again.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Longest wait between two tries of something that keeps failing (a
+    /// missing watched folder, a report that cannot be written), milliseconds;
+    /// the waits start at `poll_ms` and double up to this.
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
     /// DICOM receiver; absent: no receiver.
     #[serde(default)]
     pub dicom: Option<ScpConfig>,
@@ -91,6 +102,12 @@ fn default_min_free() -> u64 {
 }
 fn default_poll_ms() -> u64 {
     500
+}
+fn default_max_attempts() -> u32 {
+    3
+}
+fn default_retry_max_ms() -> u64 {
+    60_000
 }
 
 /// A configuration file that cannot be used, naming the file.
@@ -140,6 +157,9 @@ impl ServeConfig {
         if self.threads == 0 {
             return Err("threads must be at least 1".into());
         }
+        if self.max_attempts == 0 {
+            return Err("max_attempts must be at least 1".into());
+        }
         if let Some(d) = &self.dicom {
             let ae = d.ae_title.trim();
             if ae.is_empty() || ae.len() > 16 || !ae.is_ascii() || ae.contains('\\') {
@@ -187,6 +207,7 @@ mod tests {
         assert_eq!(c.dicom.as_ref().unwrap().bind.port(), 11112);
         assert_eq!(c.watch.as_ref().unwrap().settle_ms, 1000);
         assert_eq!(c.threads, 2);
+        assert_eq!((c.max_attempts, c.retry_max_ms), (3, 60_000));
         assert_eq!(c.precision, Some(crate::bundle::Precision::Int8));
         let e =
             ServeConfig::parse("store = \"/x\"\nprecision = \"int4\"", "unit.toml").unwrap_err();
@@ -205,5 +226,11 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("ae_title"), "{e}");
+        let e = ServeConfig::parse(
+            "store = \"/x\"\nmax_attempts = 0\n[watch]\ndir = \"/d\"",
+            "unit.toml",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("max_attempts"), "{e}");
     }
 }

@@ -5,11 +5,18 @@
 //! and shows it. Everything between receiving and reporting lives in the store, so
 //! after a crash or power cut a restart simply reports what is still pending:
 //! nothing acknowledged is lost, and nothing is reported twice.
+//!
+//! The unit runs unattended for months, so no single input and no lasting fault
+//! may stop it: each study is processed in isolation (`process`: panics caught,
+//! crashes counted in the store), failures are retried with growing waits, the
+//! watched folder's faults are reported once and retried (`intake`), and the
+//! systemd watchdog is pinged per study and while waiting.
 
 mod config;
+mod intake;
+mod process;
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -17,13 +24,18 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use config::{ConfigError, ServeConfig, WatchConfig};
+pub use process::RefuseReason;
 
-use crate::input::{self, FolderSource, InputError, Radiograph, Source, ValidateOptions};
+use crate::input::{FolderSource, Radiograph, ValidateOptions};
+use crate::retry::{Backoff, LogLimiter};
 use crate::scp::{Instance, InstanceStore, KeepError, Kept, Scp, ScpHandle};
 use crate::screen::{Screen, Status};
 use crate::sink::Sink;
 use crate::store::{Store, StoreError, StoreOptions};
+use crate::systemd::Heartbeat;
 use crate::Report;
+
+use intake::FolderIntake;
 
 /// The model seam of the loop: turn a radiograph into a report. The device uses
 /// the bundle's `Reporter`; any `Fn(&Radiograph) -> Result<Report, String>` works.
@@ -69,10 +81,12 @@ pub enum ServeError {
 #[derive(Debug)]
 pub enum Outcome {
     Reported(Box<Report>),
-    /// Not decodable or not a chest film; stays in the inbox, not retried until
-    /// the next start.
-    Refused(InputError),
-    /// The model or the writing of the report failed.
+    /// Never reportable (bad input, a panic, too many attempts cut short): the
+    /// reason is recorded in the store, the instance stays in the inbox and is
+    /// not tried again.
+    Refused(RefuseReason),
+    /// The model or the writing of the report failed (e.g. the disk is full):
+    /// tried again after a growing wait, without a restart.
     Failed(String),
 }
 
@@ -98,18 +112,33 @@ pub struct Server<A: Analyse> {
     analyser: A,
     validate: ValidateOptions,
     sink: Box<dyn Sink>,
-    folder: Option<FolderSource>,
+    /// What is on the display, so a change of the status line can redraw it.
+    shown: Option<Screen>,
+    folder: Option<FolderIntake>,
     scp: Option<ScpHandle>,
     wake: mpsc::Receiver<()>,
+    /// Keeps `wake` open when no receiver holds a sender: a channel without
+    /// senders returns at once from every wait, and the loop would spin.
+    _wake_sender: mpsc::Sender<()>,
     poll: Duration,
-    /// Keys refused or failed in this run, with the reason.
-    failed: HashMap<String, String>,
+    max_retry: Duration,
+    max_attempts: u32,
+    /// Pending instances whose last attempt failed, waiting to be tried again.
+    retrying: HashMap<String, Retry>,
     /// systemd readiness and watchdog (a no-op outside a `Type=notify` unit).
-    notifier: crate::systemd::Notifier,
+    heartbeat: Heartbeat,
+}
+
+/// The pacing of one failed instance's retries.
+#[derive(Debug)]
+struct Retry {
+    backoff: Backoff,
+    log: LogLimiter,
 }
 
 impl<A: Analyse> Server<A> {
-    /// Open the store, start the receiver (if configured) and the folder source.
+    /// Open the store, start the receiver (if configured) and look at the
+    /// watched folder (a missing one is reported, not fatal: it is retried).
     pub fn start(
         config: &ServeConfig,
         analyser: A,
@@ -130,34 +159,42 @@ impl<A: Analyse> Server<A> {
                 };
                 let notifying = Arc::new(Notifying {
                     store: store.clone(),
-                    wake: Mutex::new(tx),
+                    wake: Mutex::new(tx.clone()),
                 });
                 let scp = Scp::bind(dicom.clone(), notifying).map_err(listen)?;
                 Some(scp.spawn().map_err(listen)?)
             }
             None => None,
         };
-        let folder = config
-            .watch
-            .as_ref()
-            .map(|w| FolderSource::new(&w.dir, w.settle()));
+        let poll = Duration::from_millis(config.poll_ms.max(10));
+        let max_retry = Duration::from_millis(config.retry_max_ms).max(poll);
+        let folder = config.watch.as_ref().map(|w| {
+            let mut intake =
+                FolderIntake::new(FolderSource::new(&w.dir, w.settle()), poll, max_retry);
+            intake.check();
+            intake
+        });
         Ok(Server {
             store,
             analyser,
             validate: config.validate_options(),
             sink,
+            shown: None,
             folder,
             scp,
             wake,
-            poll: Duration::from_millis(config.poll_ms.max(10)),
-            failed: HashMap::new(),
-            notifier: crate::systemd::Notifier::from_env(),
+            _wake_sender: tx,
+            poll,
+            max_retry,
+            max_attempts: config.max_attempts,
+            retrying: HashMap::new(),
+            heartbeat: Heartbeat::new(crate::systemd::Notifier::from_env()),
         })
     }
 
     /// Replace the systemd notifier (tests use an explicit socket).
     pub fn set_notifier(&mut self, notifier: crate::systemd::Notifier) {
-        self.notifier = notifier;
+        self.heartbeat = Heartbeat::new(notifier);
     }
 
     /// Where the receiver listens (port 0 in the configuration picks one).
@@ -169,173 +206,126 @@ impl<A: Analyse> Server<A> {
         &self.store
     }
 
-    /// Run until `stop` is set.
+    /// Run until `stop` is set. The watchdog is pinged before every study and,
+    /// while waiting, whenever half its period has passed.
     pub fn run(&mut self, stop: &AtomicBool) {
         self.show(Screen::idle(self.status()));
-        if let Err(e) = self.notifier.ready() {
+        if let Err(e) = self.heartbeat.notifier().ready() {
             tracing::warn!(error = %e, "systemd notification");
         }
-        let ping = self.notifier.watchdog_interval();
-        let mut last_ping = std::time::Instant::now();
         while !stop.load(Ordering::SeqCst) {
-            if ping.is_some_and(|p| last_ping.elapsed() >= p / 2) {
-                let _ = self.notifier.watchdog();
-                last_ping = std::time::Instant::now();
-            }
-            let did = self.step();
-            if did.is_empty() {
-                let _ = self.wake.recv_timeout(self.poll);
+            self.heartbeat.beat_if_due();
+            if self.step().is_empty() {
+                let wait = self
+                    .heartbeat
+                    .until_due()
+                    .map_or(self.poll, |due| due.min(self.poll));
+                let _ = self.wake.recv_timeout(wait);
             }
         }
     }
 
-    /// One pass: take in the folder's files, then report everything pending.
+    /// One pass: take in the folder's files, then process every pending
+    /// instance except those whose retry is not due yet.
     pub fn step(&mut self) -> Vec<(String, Outcome)> {
-        self.intake_folder();
-        let pending: Vec<_> = self
-            .store
-            .pending()
-            .into_iter()
-            .filter(|p| !self.failed.contains_key(&p.key))
+        self.take_in_folder();
+        let pending = self.store.pending();
+        let keys: HashSet<&str> = pending.iter().map(|p| p.key.as_str()).collect();
+        self.retrying.retain(|k, _| keys.contains(k.as_str()));
+        let due: Vec<_> = pending
+            .iter()
+            .filter(|p| self.retrying.get(&p.key).is_none_or(|r| r.backoff.is_due()))
             .collect();
         let mut out = Vec::new();
-        for item in pending {
-            let outcome = self.process(&item.key, &item.path);
-            match &outcome {
-                Outcome::Reported(r) => {
-                    tracing::info!(key = %item.key, impression = %r.impression, "reported")
-                }
-                Outcome::Refused(e) => {
-                    tracing::warn!(key = %item.key, code = e.code(), error = %e, "refused");
-                    // Kept in the inbox; recorded so that a restart does not
-                    // show the same refusal again (a failure may be transient
-                    // and is retried after a restart).
-                    if let Err(store_error) = self.store.refuse(&item.key, &e.to_string()) {
-                        tracing::error!(key = %item.key, error = %store_error, "cannot record the refusal");
-                        self.failed.insert(item.key.clone(), e.to_string());
-                    }
-                }
-                Outcome::Failed(e) => {
-                    tracing::error!(key = %item.key, error = %e, "failed");
-                    self.failed.insert(item.key.clone(), e.clone());
-                }
-            }
-            out.push((item.key, outcome));
+        for item in due {
+            self.heartbeat.beat();
+            let outcome = self.attempt(&item.key, &item.path);
+            self.conclude(&item.key, &outcome);
+            out.push((item.key.clone(), outcome));
         }
         out
     }
 
-    fn intake_folder(&mut self) {
+    /// The status line as the display shows it now.
+    pub fn status(&self) -> Status {
+        let queue = self.store.pending().len();
+        let status = Status::new(&self.analyser.model_id(), queue as u32);
+        match self.folder.as_ref().and_then(FolderIntake::problem) {
+            Some(problem) => status.with_error(problem),
+            None => status,
+        }
+    }
+
+    fn take_in_folder(&mut self) {
         let Some(folder) = self.folder.as_mut() else {
             return;
         };
-        for item in folder.drain() {
-            let item = match item {
-                Ok(i) => i,
-                Err(e) => {
-                    tracing::warn!(error = %e, "watched folder");
-                    continue;
-                }
-            };
-            let key = input::instance_key(&item.bytes);
-            let ext = extension(&item.bytes);
-            match self.store.accept(&key, &item.bytes, ext) {
-                Ok(_) => {
-                    if let Err(e) = folder.done(&item) {
-                        tracing::warn!(error = %e, "cannot remove a stored file from the watched folder");
+        let before = folder.problem().map(str::to_owned);
+        folder.take_in(&self.store, &mut self.heartbeat);
+        if folder.problem() != before.as_deref() {
+            self.redraw_status();
+        }
+    }
+
+    /// Log the outcome and keep the store's and the loop's records of it.
+    fn conclude(&mut self, key: &str, outcome: &Outcome) {
+        match outcome {
+            Outcome::Reported(r) => {
+                tracing::info!(key, impression = %r.impression, "reported");
+                self.retrying.remove(key);
+            }
+            Outcome::Refused(e) => {
+                tracing::warn!(key, code = e.code(), error = %e, "refused");
+                match self.store.refuse(key, &e.to_string()) {
+                    Ok(_) => {
+                        self.retrying.remove(key);
+                    }
+                    Err(store_error) => {
+                        self.retry_later(key, &format!("cannot record the refusal: {store_error}"))
                     }
                 }
-                // Left in the folder: taken again once there is room.
-                Err(e) => {
-                    tracing::error!(file = %item.origin, error = %e, "cannot store");
-                    folder.retry(&item);
-                }
             }
+            Outcome::Failed(e) => self.retry_later(key, e),
         }
     }
 
-    fn process(&mut self, key: &str, path: &Path) -> Outcome {
-        let origin = path.display().to_string();
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(source) => {
-                return Outcome::Refused(InputError::Io {
-                    input: origin,
-                    source,
-                })
-            }
-        };
-        let mut radiograph = match input::decode_bytes(&bytes, &origin, &self.validate) {
-            Ok(r) => r,
-            Err(e) => {
-                let screen = match &e {
-                    InputError::NotChestFilm { .. } => Screen::not_chest_film(
-                        &input::dicom::header_info(&bytes, &origin).unwrap_or_default(),
-                        None,
-                        self.status().with_error(&e.to_string()),
-                    ),
-                    _ => Screen::error(&e.to_string(), self.status()),
-                };
-                self.show(screen);
-                return Outcome::Refused(e);
-            }
-        };
-        radiograph.info.instance_key = key.to_string();
-        self.show(Screen::processing(
-            &radiograph.info,
-            Some(&radiograph.image),
-            self.status(),
-        ));
-        let report = match self.analyser.analyse(&radiograph) {
-            Ok(r) => r,
-            Err(e) => {
-                self.show(Screen::error(&e, self.status()));
-                return Outcome::Failed(format!("{origin}: model: {e}"));
-            }
-        };
-        let dataset = input::dicom::is_dicom(&bytes)
-            .then(|| {
-                dicom_object::OpenFileOptions::new()
-                    .from_reader(&bytes[128..])
-                    .ok()
-                    .map(|f| f.into_inner())
-            })
-            .flatten();
-        let outputs = match crate::output::render_extra(&report, dataset.as_ref()) {
-            Ok(o) => o,
-            Err(e) => return Outcome::Failed(format!("{origin}: {e}")),
-        };
-        if let Err(e) = self.store.complete(key, &report, &outputs) {
-            return Outcome::Failed(format!("{origin}: {e}"));
+    fn retry_later(&mut self, key: &str, error: &str) {
+        let (first, max) = (self.poll, self.max_retry);
+        let retry = self
+            .retrying
+            .entry(key.to_string())
+            .or_insert_with(|| Retry {
+                backoff: Backoff::new(first, max),
+                log: LogLimiter::default(),
+            });
+        let wait = retry.backoff.failed();
+        // Messages differ from try to try (temporary names, byte counts), so
+        // the fault is "this study keeps failing": one line, then reminders.
+        if let Some(repeats) = retry.log.admit("failed") {
+            tracing::error!(
+                key,
+                error,
+                repeats,
+                retry_in_ms = wait.as_millis() as u64,
+                "failed; will retry"
+            );
         }
-        self.show(Screen::result(
-            &report,
-            Some(&radiograph.image),
-            self.status(),
-        ));
-        Outcome::Reported(Box::new(report))
-    }
-
-    fn status(&self) -> Status {
-        let queue = self.store.pending().len().saturating_sub(self.failed.len());
-        Status::new(&self.analyser.model_id(), queue as u32)
     }
 
     fn show(&mut self, screen: Screen) {
         if let Err(e) = self.sink.show(&screen) {
             tracing::warn!(error = %e, "display");
         }
+        self.shown = Some(screen);
     }
-}
 
-/// Store file extension for an input.
-fn extension(bytes: &[u8]) -> &'static str {
-    if input::dicom::is_dicom(bytes) {
-        return "dcm";
-    }
-    match input::raster::sniff(bytes) {
-        Some(image::ImageFormat::Png) => "png",
-        Some(image::ImageFormat::Jpeg) => "jpg",
-        _ => "bin",
+    /// Show the current screen again with the current status line.
+    fn redraw_status(&mut self) {
+        let mut screen = self
+            .shown
+            .take()
+            .unwrap_or_else(|| Screen::idle(Status::default()));
+        screen.status = self.status();
+        self.show(screen);
     }
 }

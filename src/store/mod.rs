@@ -7,6 +7,8 @@
 //! outbox/<key>/<output>     other formats (FHIR, DICOM SR)
 //! refused/<key>.txt         why an accepted instance can never be reported
 //!                           (kept in the inbox; delete this file to retry it)
+//! attempts/<key>.txt        how many times processing of a pending instance
+//!                           started and never finished (see `attempts.rs`)
 //! .lock                     held while a process has the store open
 //! ```
 //! `<key>` is the instance key (SOP Instance UID or `sha256:<hex>`) made
@@ -20,6 +22,7 @@
 //! [`OutDir`] is the plain-files mode: the same atomic writes into a user's
 //! directory, for the `report --out` command and the watched folder.
 
+mod attempts;
 pub mod fsutil;
 pub mod key;
 mod plain;
@@ -155,6 +158,7 @@ pub struct Store {
     inbox: PathBuf,
     outbox: PathBuf,
     refused: PathBuf,
+    attempts: PathBuf,
     options: StoreOptions,
     /// Encoded key → instance path, for everything in the inbox.
     index: Mutex<HashMap<String, PathBuf>>,
@@ -170,9 +174,11 @@ impl Store {
         let inbox = root.join("inbox");
         let outbox = root.join("outbox");
         let refused = root.join("refused");
+        let attempts = root.join("attempts");
         fsutil::ensure_dir(&inbox)?;
         fsutil::ensure_dir(&outbox)?;
         fsutil::ensure_dir(&refused)?;
+        fsutil::ensure_dir(&attempts)?;
         let lock_path = root.join(".lock");
         // Held open read-only: a descriptor open for writing would, among other
         // things, stop the file system from being remounted read-only.
@@ -186,7 +192,8 @@ impl Store {
             .map_err(|_| StoreError::Locked { path: root.clone() })?;
         let removed = fsutil::remove_leftovers(&inbox)?
             + fsutil::remove_leftovers(&outbox)?
-            + fsutil::remove_leftovers(&refused)?;
+            + fsutil::remove_leftovers(&refused)?
+            + fsutil::remove_leftovers(&attempts)?;
         let mut index = HashMap::new();
         for entry in fs::read_dir(&inbox).map_err(fsutil::io_err(&inbox, "list"))? {
             let path = entry.map_err(fsutil::io_err(&inbox, "list"))?.path();
@@ -202,6 +209,7 @@ impl Store {
             inbox,
             outbox,
             refused,
+            attempts,
             options,
             index: Mutex::new(index),
             busy: KeyLocks::default(),
@@ -321,11 +329,13 @@ impl Store {
 
     /// Record, durably, that the instance `key` can never be reported (`reason`,
     /// e.g. not a chest film): it stays in the inbox but is no longer pending, so
-    /// a restart does not try it again. Deleting `refused/<key>.txt` retries it.
+    /// a restart does not try it again. Deleting `refused/<key>.txt` retries it
+    /// (afresh: its attempt record goes with the refusal).
     pub fn refuse(&self, key: &str, reason: &str) -> Result<PathBuf, StoreError> {
         let stem = key::encode(key)?;
         let path = self.refused.join(format!("{stem}.txt"));
         fsutil::write_atomic(&path, format!("{reason}\n").as_bytes())?;
+        self.finish_attempt(key)?;
         Ok(path)
     }
 

@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 
 mod cli;
 
-/// Counts heap bytes so `bench` can report the peak memory of one study.
+/// Counts heap bytes so `bench` can report the peak memory of one study
+/// (feature `heap-stats`; not in the binary a unit runs).
+#[cfg(feature = "heap-stats")]
 #[global_allocator]
 static ALLOCATOR: cli::alloc::Counting = cli::alloc::Counting;
 

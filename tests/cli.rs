@@ -275,7 +275,13 @@ fn bench_reports_every_stage_at_each_thread_count() {
         assert!(total > 0.0 && parts <= total * 1.01 + 0.01, "{r}");
         let share = r["outside_model_share"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&share), "{r}");
-        assert!(r["peak_heap_bytes"].as_u64().unwrap() > 0, "{r}");
+        // Counted only where the allocator is built in (the x86 test run);
+        // the board's binary has none.
+        if cfg!(feature = "heap-stats") {
+            assert!(r["peak_heap_bytes"].as_u64().unwrap() > 0, "{r}");
+        } else {
+            assert!(r["peak_heap_bytes"].is_null(), "{r}");
+        }
         assert!(r["decoder_steps"].as_u64().unwrap() >= 1, "{r}");
     }
 }

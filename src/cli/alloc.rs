@@ -1,26 +1,36 @@
 //! A global allocator that counts live heap bytes and their high-water mark, so
 //! `bench` can give the peak memory of one study (everything the process
 //! allocates through Rust, tract's tensors included) rather than the process
-//! lifetime maximum that `getrusage` reports.
+//! lifetime maximum that `getrusage` reports. Installed only with the
+//! `heap-stats` feature; without it the counters stay at zero and [`COUNTING`]
+//! is false.
 
+#[cfg(feature = "heap-stats")]
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
+/// Whether the counting allocator is installed in this binary.
+pub const COUNTING: bool = cfg!(feature = "heap-stats");
+
 /// The system allocator plus two relaxed atomic counters.
+#[cfg(feature = "heap-stats")]
 pub struct Counting;
 
+#[cfg(feature = "heap-stats")]
 fn grow(n: usize) {
     let now = CURRENT.fetch_add(n, Ordering::Relaxed) + n;
     PEAK.fetch_max(now, Ordering::Relaxed);
 }
 
+#[cfg(feature = "heap-stats")]
 fn shrink(n: usize) {
     CURRENT.fetch_sub(n, Ordering::Relaxed);
 }
 
+#[cfg(feature = "heap-stats")]
 // SAFETY: every method forwards to `System` with the caller's arguments
 // unchanged; the counters never affect the returned memory.
 unsafe impl GlobalAlloc for Counting {

@@ -5,7 +5,8 @@
 //! is wrapped so that time spent inside the model is measured apart from the
 //! decoding policy and everything else; "outside" is the share of a study's time
 //! not spent in the model. Peak memory is the counting allocator's high-water mark
-//! during the study, above what was live before it. The first round is a warm-up
+//! during the study, above what was live before it (only in a binary built with
+//! the `heap-stats` feature). The first round is a warm-up
 //! and is not counted; figures are medians over the counted studies.
 
 use std::path::PathBuf;
@@ -116,7 +117,8 @@ struct Summary {
     total_ms: f64,
     model_ms: f64,
     outside_model_share: f64,
-    peak_heap_bytes: usize,
+    /// `None` without the counting allocator (feature `heap-stats`).
+    peak_heap_bytes: Option<usize>,
     decoder_steps: usize,
     tokens: usize,
 }
@@ -141,7 +143,8 @@ fn summarise(threads: usize, samples: &[Sample]) -> Summary {
                 .map(|s| 1.0 - s.model / s.total.max(1e-9))
                 .collect(),
         ),
-        peak_heap_bytes: samples.iter().map(|s| s.peak_bytes).max().unwrap_or(0),
+        peak_heap_bytes: alloc::COUNTING
+            .then(|| samples.iter().map(|s| s.peak_bytes).max().unwrap_or(0)),
         decoder_steps: m(|s| s.steps as f64) as usize,
         tokens: m(|s| s.tokens as f64) as usize,
     }
@@ -262,8 +265,11 @@ fn table(
     );
     s += "threads  decode  preproc  encoder  decoding  writing    total    model  outside  steps  tokens  peak heap\n";
     for r in summaries {
+        let heap = r.peak_heap_bytes.map_or("n/a".to_string(), |b| {
+            format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+        });
         s += &format!(
-            "{:>7} {:>7.2} {:>8.2} {:>8.2} {:>9.2} {:>8.2} {:>8.2} {:>8.2} {:>7.1}% {:>6} {:>7} {:>6.1} MiB\n",
+            "{:>7} {:>7.2} {:>8.2} {:>8.2} {:>9.2} {:>8.2} {:>8.2} {:>8.2} {:>7.1}% {:>6} {:>7} {:>10}\n",
             r.threads,
             r.decode_image_ms,
             r.preprocess_ms,
@@ -275,8 +281,11 @@ fn table(
             r.outside_model_share * 100.0,
             r.decoder_steps,
             r.tokens,
-            r.peak_heap_bytes as f64 / (1024.0 * 1024.0)
+            heap
         );
+    }
+    if !alloc::COUNTING {
+        s += "peak heap: build with `--features heap-stats` to count it\n";
     }
     if let Some(rss) = rss {
         s += &format!(

@@ -299,3 +299,34 @@ fn committed_sample_dicom_matches_its_png() {
         / n;
     assert!(mean_abs < 0.01 * 65535.0, "mean |Δ| = {mean_abs}");
 }
+
+#[test]
+fn inputs_over_the_size_limit_are_refused_before_reading() {
+    let bytes = SynthCr::new(15, 300, 300).to_bytes();
+    let tight = ValidateOptions {
+        max_input_bytes: bytes.len() as u64 - 1,
+        force: true,
+        ..opts()
+    };
+    let e = decode_bytes(&bytes, "big.dcm", &tight).unwrap_err();
+    assert_eq!(e.code(), "input-too-large", "{e}");
+    assert!(e.to_string().starts_with("big.dcm: input holds"), "{e}");
+    let exact = ValidateOptions {
+        max_input_bytes: bytes.len() as u64,
+        ..opts()
+    };
+    decode_bytes(&bytes, "big.dcm", &exact).unwrap();
+
+    // A sparse 64 GiB file: reading it whole would exhaust memory, so only a
+    // check of its size before reading lets this test finish.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse.dcm");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(64 << 30).unwrap();
+    let e = decode_file(&path, &opts()).unwrap_err();
+    assert!(
+        matches!(e, InputError::InputTooLarge { what: "file", size, max_bytes, .. }
+            if size == 64 << 30 && max_bytes == opts().max_input_bytes),
+        "{e}"
+    );
+}

@@ -87,6 +87,18 @@ pub enum InputError {
         max_side: u32,
         max_pixels: u64,
     },
+    #[error(
+        "{input}: {what} holds at least {size} bytes, over the limit of {max_bytes} \
+         bytes for one input; refused before parsing"
+    )]
+    InputTooLarge {
+        input: String,
+        /// `file`, `input` (bytes in memory) or `inflated data set`.
+        what: &'static str,
+        /// The size, or for an inflated data set the bytes inflated when it stopped.
+        size: u64,
+        max_bytes: u64,
+    },
     #[error("{input}: corrupt or truncated {format}: {reason}")]
     Corrupt {
         input: String,
@@ -114,6 +126,7 @@ impl InputError {
             InputError::Empty { .. } => "empty",
             InputError::UnknownFormat { .. } => "unknown-format",
             InputError::TooLarge { .. } => "too-large",
+            InputError::InputTooLarge { .. } => "input-too-large",
             InputError::Corrupt { .. } => "corrupt",
             InputError::NoPixelData { .. } => "no-pixel-data",
             InputError::UnsupportedTransferSyntax { .. } => "unsupported-transfer-syntax",

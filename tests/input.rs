@@ -5,11 +5,13 @@
 use std::io::Cursor;
 use std::time::Duration;
 
+use cxr_edge::input::dicom_lengths::LengthError;
 use cxr_edge::input::synth::SynthCr;
 use cxr_edge::input::{
     decode_bytes, decode_file, instance_key, FolderSource, InputError, MemorySource, Source,
     ValidateOptions,
 };
+use dicom_core::Tag;
 use image::{ImageFormat, Luma};
 
 fn png16(w: u32, h: u32) -> Vec<u8> {
@@ -300,6 +302,90 @@ fn committed_sample_dicom_matches_its_png() {
     assert!(mean_abs < 0.01 * 65535.0, "mean |Δ| = {mean_abs}");
 }
 
+/// A Part 10 file in explicit VR little endian whose data set is `dataset`.
+fn part10(dataset: &[u8]) -> Vec<u8> {
+    let uid = b"1.2.840.10008.1.2.1\0";
+    let mut out = vec![0; 128];
+    out.extend(b"DICM");
+    out.extend([0x02, 0x00, 0x00, 0x00, b'U', b'L', 4, 0]);
+    out.extend((8 + uid.len() as u32).to_le_bytes());
+    out.extend([0x02, 0x00, 0x10, 0x00, b'U', b'I', uid.len() as u8, 0]);
+    out.extend(uid);
+    out.extend(dataset);
+    out
+}
+
+#[test]
+fn a_tiny_dicom_declaring_a_huge_element_is_refused_naming_the_tag() {
+    // Pixel Data (7FE0,0010) OB declaring 1.5 GB, followed by 4 bytes: dicom-rs
+    // would reserve and zero the 1.5 GB before finding out.
+    let mut dataset = vec![0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0];
+    dataset.extend(1_500_000_000u32.to_le_bytes());
+    dataset.extend([0; 4]);
+    let bytes = part10(&dataset);
+    assert_eq!(bytes.len(), 188);
+    let e = decode_bytes(&bytes, "huge-element.dcm", &opts()).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            InputError::DicomLength {
+                problem: LengthError::Overrun {
+                    tag: Tag(0x7FE0, 0x0010),
+                    declared: 1_500_000_000,
+                    available: 4,
+                    ..
+                },
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(e.code(), "corrupt");
+    let message = e.to_string();
+    for part in ["huge-element.dcm:", "(7FE0,0010)", "1500000000", "only 4"] {
+        assert!(message.contains(part), "{part:?} in {message}");
+    }
+    // The identity lookups refuse it too, rather than allocate.
+    assert!(instance_key(&bytes).starts_with("sha256:"));
+    assert!(cxr_edge::input::dicom::header_info(&bytes, "huge-element.dcm").is_none());
+}
+
+#[test]
+fn a_film_whose_pixel_data_length_lies_is_refused_from_a_file() {
+    let mut bytes = SynthCr::new(14, 300, 300).to_bytes();
+    let header = [0xE0, 0x7F, 0x10, 0x00, b'O', b'W', 0, 0];
+    let at = bytes.windows(8).rposition(|w| w == header).unwrap();
+    let present = (bytes.len() - at - 12) as u64;
+    assert_eq!(present, 300 * 300 * 2);
+    bytes[at + 8..at + 12].copy_from_slice(&1_600_000_000u32.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lying.dcm");
+    std::fs::write(&path, &bytes).unwrap();
+    let e = decode_file(&path, &opts()).unwrap_err();
+    match &e {
+        InputError::DicomLength {
+            input,
+            problem:
+                LengthError::Overrun {
+                    tag,
+                    at: offset,
+                    declared,
+                    available,
+                    within,
+                },
+        } => {
+            assert_eq!(input, &path.display().to_string());
+            assert_eq!(*tag, Tag(0x7FE0, 0x0010));
+            assert_eq!(offset.byte, at as u64);
+            assert_eq!(
+                (*declared, *available, *within),
+                (1_600_000_000, present, "file")
+            );
+        }
+        _ => panic!("{e}"),
+    }
+}
+
 #[test]
 fn inputs_over_the_size_limit_are_refused_before_reading() {
     let bytes = SynthCr::new(15, 300, 300).to_bytes();
@@ -329,4 +415,29 @@ fn inputs_over_the_size_limit_are_refused_before_reading() {
             if size == 64 << 30 && max_bytes == opts().max_input_bytes),
         "{e}"
     );
+}
+
+#[test]
+fn a_deflated_data_set_is_bounded_once_inflated() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join("nih_00001638_000_normal.dcm");
+    let bytes = std::fs::read(&path).unwrap();
+    // Over the file's size, under what its pixels inflate to.
+    let limit = ValidateOptions {
+        max_input_bytes: bytes.len() as u64 * 2,
+        ..opts()
+    };
+    let e = decode_bytes(&bytes, "sample.dcm", &limit).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            InputError::InputTooLarge {
+                what: "inflated data set",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    decode_bytes(&bytes, "sample.dcm", &opts()).unwrap();
 }

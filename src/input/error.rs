@@ -4,6 +4,8 @@
 
 use thiserror::Error;
 
+use super::dicom_lengths::LengthError;
+
 /// A reason a film is not a valid chest radiograph for this model. Each has a
 /// stable [`code`](Refusal::code), like CAD4TB's "not a valid chest film" codes,
 /// for the report and the logs; [`crate::input::ValidateOptions::force`] overrides them.
@@ -99,6 +101,10 @@ pub enum InputError {
         size: u64,
         max_bytes: u64,
     },
+    /// A declared length or structure dicom-rs must not be left to trust
+    /// (checked before it parses anything).
+    #[error("{input}: corrupt or truncated DICOM: {problem}")]
+    DicomLength { input: String, problem: LengthError },
     #[error("{input}: corrupt or truncated {format}: {reason}")]
     Corrupt {
         input: String,
@@ -127,7 +133,7 @@ impl InputError {
             InputError::UnknownFormat { .. } => "unknown-format",
             InputError::TooLarge { .. } => "too-large",
             InputError::InputTooLarge { .. } => "input-too-large",
-            InputError::Corrupt { .. } => "corrupt",
+            InputError::Corrupt { .. } | InputError::DicomLength { .. } => "corrupt",
             InputError::NoPixelData { .. } => "no-pixel-data",
             InputError::UnsupportedTransferSyntax { .. } => "unsupported-transfer-syntax",
             InputError::NotChestFilm { refusal, .. } => refusal.code(),

@@ -1,10 +1,10 @@
 //! Image sources: files (PNG, JPEG, DICOM), a DICOM C-STORE receiver, a watched folder.
 //!
 //! Every input goes through [`decode_bytes`]: the format is sniffed from the magic
-//! number (never the file name), the input's size is checked before parsing, the
-//! header's dimensions before any pixel buffer exists, and the film is validated
-//! as a frontal chest radiograph ([`ValidateOptions`]); each failure is an
-//! [`InputError`] naming the input.
+//! number (never the file name), the input's size and every declared DICOM length
+//! are checked before parsing, the header's dimensions before any pixel buffer
+//! exists, and the film is validated as a frontal chest radiograph
+//! ([`ValidateOptions`]); each failure is an [`InputError`] naming the input.
 
 use std::io::Read;
 use std::path::Path;
@@ -15,6 +15,7 @@ use crate::preprocess::Gray16;
 use crate::report::StudyInfo;
 
 pub mod dicom;
+pub mod dicom_lengths;
 mod error;
 pub mod raster;
 pub mod source;

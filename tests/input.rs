@@ -13,6 +13,8 @@ use cxr_edge::input::{
 };
 use dicom_core::Tag;
 use image::{ImageFormat, Luma};
+use proptest::prelude::*;
+use proptest::sample::Index;
 
 fn png16(w: u32, h: u32) -> Vec<u8> {
     let img = image::ImageBuffer::from_fn(w, h, |x, y| Luma([((x * 97 + y * 31) % 65536) as u16]));
@@ -440,4 +442,99 @@ fn a_deflated_data_set_is_bounded_once_inflated() {
         "{e}"
     );
     decode_bytes(&bytes, "sample.dcm", &opts()).unwrap();
+}
+
+/// The films the mutation test starts from: the committed sample (deflated)
+/// and small synthetic CRs in each transfer syntax dicom-rs writes.
+fn fuzz_seeds() -> &'static [Vec<u8>] {
+    static SEEDS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    SEEDS.get_or_init(make_fuzz_seeds)
+}
+
+fn make_fuzz_seeds() -> Vec<Vec<u8>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let mut seeds = vec![std::fs::read(root.join("nih_00001638_000_normal.dcm")).unwrap()];
+    for (n, ts) in [
+        "1.2.840.10008.1.2.1",
+        "1.2.840.10008.1.2",
+        "1.2.840.10008.1.2.2",
+        "1.2.840.10008.1.2.1.99",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut cr = SynthCr::new(20 + n as u64, 260, 256);
+        cr.transfer_syntax = ts;
+        seeds.push(cr.to_bytes());
+    }
+    seeds
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Truncate(Index),
+    Byte(Index, u8),
+    /// Overwrite four bytes: where a length was, a random length.
+    Word(Index, u32),
+    Remove(Index, u8),
+    Duplicate(Index, u8),
+}
+
+fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
+    let len = bytes.len().max(1);
+    match *m {
+        Mutation::Truncate(i) => bytes.truncate(i.index(len)),
+        Mutation::Byte(i, b) => {
+            if let Some(x) = bytes.get_mut(i.index(len)) {
+                *x = b;
+            }
+        }
+        Mutation::Word(i, w) => {
+            let at = i.index(len.saturating_sub(3).max(1));
+            if let Some(x) = bytes.get_mut(at..at + 4) {
+                x.copy_from_slice(&w.to_le_bytes());
+            }
+        }
+        Mutation::Remove(i, n) => {
+            let at = i.index(len).min(bytes.len());
+            bytes.drain(at..(at + n as usize).min(bytes.len()));
+        }
+        Mutation::Duplicate(i, n) => {
+            let at = i.index(len).min(bytes.len());
+            let copy = bytes[at..(at + n as usize).min(bytes.len())].to_vec();
+            bytes.splice(at..at, copy);
+        }
+    }
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        any::<Index>().prop_map(Mutation::Truncate),
+        (any::<Index>(), any::<u8>()).prop_map(|(i, b)| Mutation::Byte(i, b)),
+        (any::<Index>(), any::<u32>()).prop_map(|(i, w)| Mutation::Word(i, w)),
+        (any::<Index>(), any::<u8>()).prop_map(|(i, n)| Mutation::Remove(i, n)),
+        (any::<Index>(), any::<u8>()).prop_map(|(i, n)| Mutation::Duplicate(i, n)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Whatever is done to a film, decoding answers (Ok or an error naming
+    /// the input); a panic fails the test.
+    #[test]
+    fn mutated_dicom_decodes_or_fails_without_panicking(
+        seed in 0..5usize,
+        mutations in prop::collection::vec(mutation(), 1..4),
+    ) {
+        let mut bytes = fuzz_seeds()[seed].clone();
+        for m in &mutations {
+            apply(&mut bytes, m);
+        }
+        let force = ValidateOptions { force: true, ..opts() };
+        if let Err(e) = decode_bytes(&bytes, "mutated.dcm", &force) {
+            prop_assert!(e.to_string().starts_with("mutated.dcm:"), "{}", e);
+        }
+        let _ = instance_key(&bytes);
+    }
 }

@@ -5,12 +5,16 @@
 use std::io::Cursor;
 use std::time::Duration;
 
+use cxr_edge::input::dicom_lengths::LengthError;
 use cxr_edge::input::synth::SynthCr;
 use cxr_edge::input::{
     decode_bytes, decode_file, instance_key, FolderSource, InputError, MemorySource, Source,
     ValidateOptions,
 };
+use dicom_core::Tag;
 use image::{ImageFormat, Luma};
+use proptest::prelude::*;
+use proptest::sample::Index;
 
 fn png16(w: u32, h: u32) -> Vec<u8> {
     let img = image::ImageBuffer::from_fn(w, h, |x, y| Luma([((x * 97 + y * 31) % 65536) as u16]));
@@ -322,4 +326,239 @@ fn committed_sample_dicom_matches_its_png() {
         .sum::<f64>()
         / n;
     assert!(mean_abs < 0.01 * 65535.0, "mean |Δ| = {mean_abs}");
+}
+
+/// A Part 10 file in explicit VR little endian whose data set is `dataset`.
+fn part10(dataset: &[u8]) -> Vec<u8> {
+    let uid = b"1.2.840.10008.1.2.1\0";
+    let mut out = vec![0; 128];
+    out.extend(b"DICM");
+    out.extend([0x02, 0x00, 0x00, 0x00, b'U', b'L', 4, 0]);
+    out.extend((8 + uid.len() as u32).to_le_bytes());
+    out.extend([0x02, 0x00, 0x10, 0x00, b'U', b'I', uid.len() as u8, 0]);
+    out.extend(uid);
+    out.extend(dataset);
+    out
+}
+
+#[test]
+fn a_tiny_dicom_declaring_a_huge_element_is_refused_naming_the_tag() {
+    // Pixel Data (7FE0,0010) OB declaring 1.5 GB, followed by 4 bytes: dicom-rs
+    // would reserve and zero the 1.5 GB before finding out.
+    let mut dataset = vec![0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0];
+    dataset.extend(1_500_000_000u32.to_le_bytes());
+    dataset.extend([0; 4]);
+    let bytes = part10(&dataset);
+    assert_eq!(bytes.len(), 188);
+    let e = decode_bytes(&bytes, "huge-element.dcm", &opts()).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            InputError::DicomLength {
+                problem: LengthError::Overrun {
+                    tag: Tag(0x7FE0, 0x0010),
+                    declared: 1_500_000_000,
+                    available: 4,
+                    ..
+                },
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(e.code(), "corrupt");
+    let message = e.to_string();
+    for part in ["huge-element.dcm:", "(7FE0,0010)", "1500000000", "only 4"] {
+        assert!(message.contains(part), "{part:?} in {message}");
+    }
+    // The identity lookups refuse it too, rather than allocate.
+    assert!(instance_key(&bytes).starts_with("sha256:"));
+    assert!(cxr_edge::input::dicom::header_info(&bytes, "huge-element.dcm").is_none());
+}
+
+#[test]
+fn a_film_whose_pixel_data_length_lies_is_refused_from_a_file() {
+    let mut bytes = SynthCr::new(14, 300, 300).to_bytes();
+    let header = [0xE0, 0x7F, 0x10, 0x00, b'O', b'W', 0, 0];
+    let at = bytes.windows(8).rposition(|w| w == header).unwrap();
+    let present = (bytes.len() - at - 12) as u64;
+    assert_eq!(present, 300 * 300 * 2);
+    bytes[at + 8..at + 12].copy_from_slice(&1_600_000_000u32.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lying.dcm");
+    std::fs::write(&path, &bytes).unwrap();
+    let e = decode_file(&path, &opts()).unwrap_err();
+    match &e {
+        InputError::DicomLength {
+            input,
+            problem:
+                LengthError::Overrun {
+                    tag,
+                    at: offset,
+                    declared,
+                    available,
+                    within,
+                },
+        } => {
+            assert_eq!(input, &path.display().to_string());
+            assert_eq!(*tag, Tag(0x7FE0, 0x0010));
+            assert_eq!(offset.byte, at as u64);
+            assert_eq!(
+                (*declared, *available, *within),
+                (1_600_000_000, present, "file")
+            );
+        }
+        _ => panic!("{e}"),
+    }
+}
+
+#[test]
+fn inputs_over_the_size_limit_are_refused_before_reading() {
+    let bytes = SynthCr::new(15, 300, 300).to_bytes();
+    let tight = ValidateOptions {
+        max_input_bytes: bytes.len() as u64 - 1,
+        force: true,
+        ..opts()
+    };
+    let e = decode_bytes(&bytes, "big.dcm", &tight).unwrap_err();
+    assert_eq!(e.code(), "input-too-large", "{e}");
+    assert!(e.to_string().starts_with("big.dcm: input holds"), "{e}");
+    let exact = ValidateOptions {
+        max_input_bytes: bytes.len() as u64,
+        ..opts()
+    };
+    decode_bytes(&bytes, "big.dcm", &exact).unwrap();
+
+    // A sparse 64 GiB file: reading it whole would exhaust memory, so only a
+    // check of its size before reading lets this test finish.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse.dcm");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(64 << 30).unwrap();
+    let e = decode_file(&path, &opts()).unwrap_err();
+    assert!(
+        matches!(e, InputError::InputTooLarge { what: "file", size, max_bytes, .. }
+            if size == 64 << 30 && max_bytes == opts().max_input_bytes),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_deflated_data_set_is_bounded_once_inflated() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join("nih_00001638_000_normal.dcm");
+    let bytes = std::fs::read(&path).unwrap();
+    // Over the file's size, under what its pixels inflate to.
+    let limit = ValidateOptions {
+        max_input_bytes: bytes.len() as u64 * 2,
+        ..opts()
+    };
+    let e = decode_bytes(&bytes, "sample.dcm", &limit).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            InputError::InputTooLarge {
+                what: "inflated data set",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    decode_bytes(&bytes, "sample.dcm", &opts()).unwrap();
+}
+
+/// The films the mutation test starts from: the committed sample (deflated)
+/// and small synthetic CRs in each transfer syntax dicom-rs writes.
+fn fuzz_seeds() -> &'static [Vec<u8>] {
+    static SEEDS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    SEEDS.get_or_init(make_fuzz_seeds)
+}
+
+fn make_fuzz_seeds() -> Vec<Vec<u8>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let mut seeds = vec![std::fs::read(root.join("nih_00001638_000_normal.dcm")).unwrap()];
+    for (n, ts) in [
+        "1.2.840.10008.1.2.1",
+        "1.2.840.10008.1.2",
+        "1.2.840.10008.1.2.2",
+        "1.2.840.10008.1.2.1.99",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut cr = SynthCr::new(20 + n as u64, 260, 256);
+        cr.transfer_syntax = ts;
+        seeds.push(cr.to_bytes());
+    }
+    seeds
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Truncate(Index),
+    Byte(Index, u8),
+    /// Overwrite four bytes: where a length was, a random length.
+    Word(Index, u32),
+    Remove(Index, u8),
+    Duplicate(Index, u8),
+}
+
+fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
+    let len = bytes.len().max(1);
+    match *m {
+        Mutation::Truncate(i) => bytes.truncate(i.index(len)),
+        Mutation::Byte(i, b) => {
+            if let Some(x) = bytes.get_mut(i.index(len)) {
+                *x = b;
+            }
+        }
+        Mutation::Word(i, w) => {
+            let at = i.index(len.saturating_sub(3).max(1));
+            if let Some(x) = bytes.get_mut(at..at + 4) {
+                x.copy_from_slice(&w.to_le_bytes());
+            }
+        }
+        Mutation::Remove(i, n) => {
+            let at = i.index(len).min(bytes.len());
+            bytes.drain(at..(at + n as usize).min(bytes.len()));
+        }
+        Mutation::Duplicate(i, n) => {
+            let at = i.index(len).min(bytes.len());
+            let copy = bytes[at..(at + n as usize).min(bytes.len())].to_vec();
+            bytes.splice(at..at, copy);
+        }
+    }
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        any::<Index>().prop_map(Mutation::Truncate),
+        (any::<Index>(), any::<u8>()).prop_map(|(i, b)| Mutation::Byte(i, b)),
+        (any::<Index>(), any::<u32>()).prop_map(|(i, w)| Mutation::Word(i, w)),
+        (any::<Index>(), any::<u8>()).prop_map(|(i, n)| Mutation::Remove(i, n)),
+        (any::<Index>(), any::<u8>()).prop_map(|(i, n)| Mutation::Duplicate(i, n)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Whatever is done to a film, decoding answers (Ok or an error naming
+    /// the input); a panic fails the test.
+    #[test]
+    fn mutated_dicom_decodes_or_fails_without_panicking(
+        seed in 0..5usize,
+        mutations in prop::collection::vec(mutation(), 1..4),
+    ) {
+        let mut bytes = fuzz_seeds()[seed].clone();
+        for m in &mutations {
+            apply(&mut bytes, m);
+        }
+        let force = ValidateOptions { force: true, ..opts() };
+        if let Err(e) = decode_bytes(&bytes, "mutated.dcm", &force) {
+            prop_assert!(e.to_string().starts_with("mutated.dcm:"), "{}", e);
+        }
+        let _ = instance_key(&bytes);
+    }
 }

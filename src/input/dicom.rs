@@ -3,6 +3,9 @@
 //! transfer syntax we cannot decode is refused before the pixels are read; then the
 //! full object is parsed and frame 0 decoded with dicom-pixeldata's default
 //! conversion (modality LUT → VOI LUT or window or min-max → MONOCHROME1 inversion).
+//! Before either pass, every declared length is checked against the bytes present
+//! ([`super::dicom_lengths`]), as dicom-rs allocates a value's declared length
+//! before reading it.
 
 use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
@@ -10,6 +13,7 @@ use dicom_object::{DefaultDicomObject, OpenFileOptions, Tag};
 use dicom_pixeldata::{ConvertOptions, PixelDecoder};
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
+use super::dicom_lengths::{self, LengthError};
 use super::error::{InputError, Refusal};
 use super::validate::ValidateOptions;
 use super::Radiograph;
@@ -34,16 +38,48 @@ pub fn can_decode(uid: &str) -> bool {
             .is_some_and(|ts| !ts.is_unsupported_pixel_encapsulation())
 }
 
-fn parse(bytes: &[u8], input: &str, header_only: bool) -> Result<DefaultDicomObject, InputError> {
+/// Bytes whose declared lengths have been checked: the only thing [`parse`] reads.
+#[derive(Clone, Copy)]
+struct Checked<'a>(&'a [u8]);
+
+/// Check every declared length of `bytes` (see [`dicom_lengths`]); a deflated
+/// data set may inflate to at most `max_bytes`.
+fn check_lengths<'a>(
+    bytes: &'a [u8],
+    input: &str,
+    max_bytes: u64,
+) -> Result<Checked<'a>, InputError> {
+    match dicom_lengths::check(bytes, max_bytes) {
+        Ok(()) => Ok(Checked(bytes)),
+        Err(LengthError::InflatesPastLimit { max }) => Err(InputError::InputTooLarge {
+            input: input.to_string(),
+            what: "inflated data set",
+            size: max.saturating_add(1),
+            max_bytes: max,
+        }),
+        Err(problem) => Err(InputError::DicomLength {
+            input: input.to_string(),
+            problem,
+        }),
+    }
+}
+
+fn parse(
+    bytes: Checked<'_>,
+    input: &str,
+    header_only: bool,
+) -> Result<DefaultDicomObject, InputError> {
     let mut options = OpenFileOptions::new().read_preamble(ReadPreamble::Always);
     if header_only {
         options = options.read_until(tags::PIXEL_DATA);
     }
-    options.from_reader(bytes).map_err(|e| InputError::Corrupt {
-        input: input.to_string(),
-        format: "DICOM",
-        reason: error_chain(&e),
-    })
+    options
+        .from_reader(bytes.0)
+        .map_err(|e| InputError::Corrupt {
+            input: input.to_string(),
+            format: "DICOM",
+            reason: error_chain(&e),
+        })
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -89,23 +125,27 @@ pub fn study_info(obj: &DefaultDicomObject, source: &str) -> StudyInfo {
 }
 
 /// The identity of a DICOM file from its header alone (for refusal screens and
-/// logs when the pixels cannot be used).
+/// logs when the pixels cannot be used). Lengths are checked under the default
+/// [`ValidateOptions::max_input_bytes`].
 pub fn header_info(bytes: &[u8], source: &str) -> Option<StudyInfo> {
-    is_dicom(bytes)
-        .then(|| parse(bytes, source, true).ok())
-        .flatten()
-        .map(|h| study_info(&h, source))
+    if !is_dicom(bytes) {
+        return None;
+    }
+    let max = ValidateOptions::default().max_input_bytes;
+    let header = parse(check_lengths(bytes, source, max).ok()?, source, true).ok()?;
+    Some(study_info(&header, source))
 }
 
-/// The SOP Instance UID of a DICOM file, reading the header only.
+/// The SOP Instance UID of a DICOM file, reading the header only (lengths
+/// checked as in [`header_info`]).
 pub fn sop_instance_uid(bytes: &[u8]) -> Option<String> {
-    let header = parse(bytes, "", true).ok()?;
+    let max = ValidateOptions::default().max_input_bytes;
+    let header = parse(check_lengths(bytes, "", max).ok()?, "", true).ok()?;
     text(&header, tags::SOP_INSTANCE_UID)
 }
 
-/// Decode a DICOM Part 10 file into a radiograph (see the module doc for the order).
-pub fn decode(bytes: &[u8], input: &str, opts: &ValidateOptions) -> Result<Radiograph, InputError> {
-    let header = parse(bytes, input, true)?;
+/// Refuse a transfer syntax whose pixel data this build cannot decode, by name.
+fn check_transfer_syntax(header: &DefaultDicomObject, input: &str) -> Result<(), InputError> {
     let ts = header
         .meta()
         .transfer_syntax()
@@ -126,6 +166,14 @@ pub fn decode(bytes: &[u8], input: &str, opts: &ValidateOptions) -> Result<Radio
             reason,
         });
     }
+    Ok(())
+}
+
+/// Decode a DICOM Part 10 file into a radiograph (see the module doc for the order).
+pub fn decode(bytes: &[u8], input: &str, opts: &ValidateOptions) -> Result<Radiograph, InputError> {
+    let bytes = check_lengths(bytes, input, opts.max_input_bytes)?;
+    let header = parse(bytes, input, true)?;
+    check_transfer_syntax(&header, input)?;
     if let (Some(rows), Some(cols)) = (uint(&header, tags::ROWS), uint(&header, tags::COLUMNS)) {
         opts.check_dimensions(input, cols, rows)?;
     }

@@ -4,6 +4,8 @@
 
 use thiserror::Error;
 
+use super::dicom_lengths::LengthError;
+
 /// A reason a film is not a valid chest radiograph for this model. Each has a
 /// stable [`code`](Refusal::code), like CAD4TB's "not a valid chest film" codes,
 /// for the report and the logs; [`crate::input::ValidateOptions::force`] overrides them.
@@ -87,6 +89,22 @@ pub enum InputError {
         max_side: u32,
         max_pixels: u64,
     },
+    #[error(
+        "{input}: {what} holds at least {size} bytes, over the limit of {max_bytes} \
+         bytes for one input; refused before parsing"
+    )]
+    InputTooLarge {
+        input: String,
+        /// `file`, `input` (bytes in memory) or `inflated data set`.
+        what: &'static str,
+        /// The size, or for an inflated data set the bytes inflated when it stopped.
+        size: u64,
+        max_bytes: u64,
+    },
+    /// A declared length or structure dicom-rs must not be left to trust
+    /// (checked before it parses anything).
+    #[error("{input}: corrupt or truncated DICOM: {problem}")]
+    DicomLength { input: String, problem: LengthError },
     #[error("{input}: corrupt or truncated {format}: {reason}")]
     Corrupt {
         input: String,
@@ -114,7 +132,8 @@ impl InputError {
             InputError::Empty { .. } => "empty",
             InputError::UnknownFormat { .. } => "unknown-format",
             InputError::TooLarge { .. } => "too-large",
-            InputError::Corrupt { .. } => "corrupt",
+            InputError::InputTooLarge { .. } => "input-too-large",
+            InputError::Corrupt { .. } | InputError::DicomLength { .. } => "corrupt",
             InputError::NoPixelData { .. } => "no-pixel-data",
             InputError::UnsupportedTransferSyntax { .. } => "unsupported-transfer-syntax",
             InputError::NotChestFilm { refusal, .. } => refusal.code(),

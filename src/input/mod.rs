@@ -1,10 +1,12 @@
 //! Image sources: files (PNG, JPEG, DICOM), a DICOM C-STORE receiver, a watched folder.
 //!
 //! Every input goes through [`decode_bytes`]: the format is sniffed from the magic
-//! number (never the file name), the header's size is checked before any pixel
-//! buffer exists, and the film is validated as a frontal chest radiograph
+//! number (never the file name), the input's size and every declared DICOM length
+//! are checked before parsing, the header's dimensions before any pixel buffer
+//! exists, and the film is validated as a frontal chest radiograph
 //! ([`ValidateOptions`]); each failure is an [`InputError`] naming the input.
 
+use std::io::Read;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -13,6 +15,7 @@ use crate::preprocess::Gray16;
 use crate::report::StudyInfo;
 
 pub mod dicom;
+pub mod dicom_lengths;
 mod error;
 pub mod raster;
 pub mod source;
@@ -43,6 +46,7 @@ pub fn decode_bytes(
             input: input.to_string(),
         });
     }
+    opts.check_input_size(input, "input", bytes.len() as u64)?;
     if dicom::is_dicom(bytes) {
         let mut r = dicom::decode(bytes, input, opts)?;
         if r.info.instance_key.is_empty() {
@@ -66,13 +70,22 @@ pub fn decode_bytes(
     })
 }
 
-/// Read and decode one file.
+/// Read and decode one file. Its size is checked before it is read, and the
+/// read stops one byte past the limit in case the file grows meanwhile.
 pub fn decode_file(path: &Path, opts: &ValidateOptions) -> Result<Radiograph, InputError> {
     let input = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| InputError::Io {
+    let io = |source| InputError::Io {
         input: input.clone(),
         source,
-    })?;
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    opts.check_input_size(&input, "file", size)?;
+    let mut bytes = Vec::new();
+    file.take(opts.max_input_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    opts.check_input_size(&input, "file", bytes.len() as u64)?;
     decode_bytes(&bytes, &input, opts)
 }
 

@@ -5,7 +5,8 @@
 use super::error::{InputError, Refusal};
 
 /// Options for decoding and validating one input. Checks apply in this order:
-/// 1. size limits from the header (`max_side`, `max_pixels`), never overridden;
+/// 1. size limits, never overridden: the input's size (`max_input_bytes`, before
+///    it is read or parsed), then the header's dimensions (`max_side`, `max_pixels`);
 /// 2. DICOM header: modality, body part, view position (refusals);
 /// 3. after decoding: greyscale and `min_side` (refusals).
 ///
@@ -16,6 +17,10 @@ pub struct ValidateOptions {
     pub max_side: u32,
     /// Largest accepted width × height (bounds the decode buffer).
     pub max_pixels: u64,
+    /// Largest accepted input in bytes: a file, a C-STORE, or a deflated DICOM
+    /// data set once inflated. Bounds what parsing can allocate, with every
+    /// declared DICOM length checked against the bytes present.
+    pub max_input_bytes: u64,
     /// Smallest accepted width or height.
     pub min_side: u32,
     /// Read the film even if it does not look like a frontal chest radiograph.
@@ -29,6 +34,11 @@ impl Default for ValidateOptions {
             max_side: 10_000,
             // 64 Mpx × 2 bytes = 128 MiB for the 16-bit buffer.
             max_pixels: 64 * 1024 * 1024,
+            // The largest film `max_pixels` admits, 64 Mpx at 2 bytes (128 MiB),
+            // plus 16 MiB of header, overlays and private data. A portable DX
+            // unit's 43×43 cm detector at 0.1–0.14 mm sends at most 4300² pixels,
+            // 37 MB uncompressed, so this is 4× the largest real film.
+            max_input_bytes: 144 * 1024 * 1024,
             min_side: 256,
             force: false,
         }
@@ -48,6 +58,24 @@ impl ValidateOptions {
                 height,
                 max_side: self.max_side,
                 max_pixels: self.max_pixels,
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuse an input over `max_input_bytes` (`what`: `file` or `input`).
+    pub fn check_input_size(
+        &self,
+        input: &str,
+        what: &'static str,
+        size: u64,
+    ) -> Result<(), InputError> {
+        if size > self.max_input_bytes {
+            return Err(InputError::InputTooLarge {
+                input: input.to_string(),
+                what,
+                size,
+                max_bytes: self.max_input_bytes,
             });
         }
         Ok(())

@@ -310,8 +310,8 @@ impl<'a> Walker<'a> {
         }))
     }
 
-    /// Skip a defined-length value, which must fit inside `bound`.
-    fn value(&mut self, h: &Header, bound: Bound) -> Result<(), LengthError> {
+    /// Where a defined-length value that starts here ends, if it fits inside `bound`.
+    fn end_within(&self, h: &Header, bound: Bound) -> Result<usize, LengthError> {
         let available = bound.end.saturating_sub(self.pos);
         if h.len as usize > available {
             return Err(LengthError::Overrun {
@@ -322,7 +322,12 @@ impl<'a> Walker<'a> {
                 within: bound.within,
             });
         }
-        self.pos += h.len as usize;
+        Ok(self.pos + h.len as usize)
+    }
+
+    /// Skip a defined-length value, which must fit inside `bound`.
+    fn value(&mut self, h: &Header, bound: Bound) -> Result<(), LengthError> {
+        self.pos = self.end_within(h, bound)?;
         Ok(())
     }
 
@@ -421,18 +426,8 @@ impl<'a> Walker<'a> {
         if h.len == UNDEFINED {
             return Ok(outer);
         }
-        let available = outer.end.saturating_sub(self.pos);
-        if h.len as usize > available {
-            return Err(LengthError::Overrun {
-                tag: h.tag,
-                at: self.offset(h.at),
-                declared: h.len.into(),
-                available: available as u64,
-                within: outer.within,
-            });
-        }
         Ok(Bound {
-            end: self.pos + h.len as usize,
+            end: self.end_within(h, outer)?,
             within,
         })
     }

@@ -31,7 +31,8 @@ aarch64_log=$(mktemp)
 aarch64_pid=
 summary() {
   local rc=$?
-  [ -n "$aarch64_pid" ] && kill "$aarch64_pid" 2>/dev/null
+  # A failed step leaves no aarch64 cargo behind: the build is its own process group.
+  [ -n "$aarch64_pid" ] && kill -- -"$aarch64_pid" 2>/dev/null
   printf '\nstep times (wall, 2 cores in CI):\n'
   printf '  %s\n' "${times[@]}"
   printf '  %-44s %8s\n' "total" "$(mmss $((SECONDS - started)))"
@@ -55,7 +56,7 @@ system_packages() {
 }
 
 aarch64_build_start() {
-  scripts/setup-aarch64.sh --no-run >"$aarch64_log" 2>&1 &
+  setsid scripts/setup-aarch64.sh --no-run >"$aarch64_log" 2>&1 &
   aarch64_pid=$!
   aarch64_from=$SECONDS
   echo "building in the background (pid $aarch64_pid)"

@@ -12,22 +12,27 @@ use cxr_edge::input::{decode_file, ValidateOptions};
 use cxr_edge::scp::{Scp, ScpConfig, ScpHandle};
 use cxr_edge::store::{Store, StoreOptions};
 
-const AE: &str = "CXR-TEST";
+pub const AE: &str = "CXR-TEST";
 
-struct Peer {
-    store: Arc<Store>,
-    handle: ScpHandle,
+pub struct Peer {
+    pub store: Arc<Store>,
+    pub handle: ScpHandle,
     _dir: tempfile::TempDir,
     files: PathBuf,
 }
 
 fn start(options: StoreOptions) -> Peer {
+    start_with(options, ScpConfig::default())
+}
+
+/// A receiver with `config`, but our AE title and a free port on 127.0.0.1.
+pub fn start_with(options: StoreOptions, config: ScpConfig) -> Peer {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path().join("store"), options).unwrap());
     let config = ScpConfig {
         ae_title: AE.into(),
         bind: "127.0.0.1:0".parse().unwrap(),
-        ..Default::default()
+        ..config
     };
     let handle = Scp::bind(config, store.clone()).unwrap().spawn().unwrap();
     let files = dir.path().join("send");
@@ -40,13 +45,13 @@ fn start(options: StoreOptions) -> Peer {
     }
 }
 
-fn tool(name: &str, args: &[&str]) -> Output {
+pub fn tool(name: &str, args: &[&str]) -> Output {
     Command::new(name).args(args).output().unwrap_or_else(|e| {
         panic!("{name} not runnable ({e}); install the packages in scripts/apt-test.txt")
     })
 }
 
-fn text(out: &Output) -> String {
+pub fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -55,12 +60,17 @@ fn text(out: &Output) -> String {
 }
 
 impl Peer {
-    fn port(&self) -> String {
+    /// Where test files to send are written.
+    pub fn files_dir(&self) -> &Path {
+        &self.files
+    }
+
+    pub fn port(&self) -> String {
         self.handle.local_addr().port().to_string()
     }
 
     /// Write synthetic CR instances `first..first+n` and return their paths.
-    fn write(&self, first: u64, n: u64) -> Vec<PathBuf> {
+    pub fn write(&self, first: u64, n: u64) -> Vec<PathBuf> {
         (first..first + n)
             .map(|i| {
                 let path = self.files.join(format!("cr{i}.dcm"));
@@ -70,7 +80,7 @@ impl Peer {
             .collect()
     }
 
-    fn storescu(&self, extra: &[&str], files: &[PathBuf]) -> Output {
+    pub fn storescu(&self, extra: &[&str], files: &[PathBuf]) -> Output {
         let port = self.port();
         let mut args = vec!["-aec", AE];
         args.extend_from_slice(extra);
@@ -80,12 +90,12 @@ impl Peer {
         tool("storescu", &args)
     }
 
-    fn kept(&self) -> BTreeSet<String> {
+    pub fn kept(&self) -> BTreeSet<String> {
         self.store.pending().into_iter().map(|p| p.key).collect()
     }
 }
 
-fn uid(i: u64) -> String {
+pub fn uid(i: u64) -> String {
     SynthCr::new(i, 1, 1).sop_instance_uid
 }
 
@@ -105,6 +115,87 @@ fn echo_answers_our_ae_title_only() {
         &["-aec", "SOMEONE-ELSE", "127.0.0.1", &peer.port()],
     );
     assert!(!wrong.status.success(), "{}", text(&wrong));
+    assert!(
+        text(&wrong).contains("Called AE Title Not Recognized"),
+        "the standard rejection: {}",
+        text(&wrong)
+    );
+}
+
+fn echo_as(peer: &Peer, calling: &str) -> Output {
+    tool(
+        "echoscu",
+        &["-aet", calling, "-aec", AE, "127.0.0.1", &peer.port()],
+    )
+}
+
+#[test]
+fn only_calling_titles_on_the_allow_list_associate() {
+    let config = ScpConfig {
+        allowed_calling_ae_titles: vec!["XRAY-1".into(), "XRAY-2".into()],
+        ..ScpConfig::default()
+    };
+    let peer = start_with(StoreOptions::default(), config);
+    for ok in ["XRAY-1", "XRAY-2"] {
+        let out = echo_as(&peer, ok);
+        assert!(out.status.success(), "{ok}: {}", text(&out));
+    }
+    let out = echo_as(&peer, "INTRUDER");
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Calling AE Title Not Recognized"),
+        "the standard rejection: {}",
+        text(&out)
+    );
+}
+
+#[test]
+fn only_peers_on_the_allow_list_associate() {
+    let allowed = |nets: &[&str]| ScpConfig {
+        allowed_peers: nets.iter().map(|n| n.parse().unwrap()).collect(),
+        ..ScpConfig::default()
+    };
+    let elsewhere = start_with(
+        StoreOptions::default(),
+        allowed(&["192.0.2.7", "10.0.0.0/8"]),
+    );
+    let out = echo_as(&elsewhere, "XRAY-1");
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Association Rejected"),
+        "{}",
+        text(&out)
+    );
+    let here = start_with(
+        StoreOptions::default(),
+        allowed(&["10.0.0.0/8", "127.0.0.0/8"]),
+    );
+    let out = echo_as(&here, "XRAY-1");
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn dx_for_processing_is_refused_at_negotiation() {
+    let peer = start(StoreOptions { min_free_bytes: 0 });
+    let file = peer.write(600, 1).remove(0);
+    let out = tool(
+        "dcmodify",
+        &[
+            "-nb",
+            "-m",
+            "(0008,0016)=1.2.840.10008.5.1.4.1.1.1.1.1",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "dcmodify: {}", text(&out));
+    let out = peer.storescu(&["-v"], std::slice::from_ref(&file));
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("No presentation context for: (DP) 1.2.840.10008.5.1.4.1.1.1.1.1"),
+        "storescu says why: {}",
+        text(&out)
+    );
+    assert!(peer.kept().is_empty());
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod metrics;
 mod output;
 mod reporter;
 mod scp;
+mod scp_limits;
 mod screen;
 mod serve;
 mod store;

@@ -28,6 +28,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = ServeConfig::load(&args.config)?;
+    match cxr_edge::scp::raise_fd_limit(cxr_edge::scp::WANTED_OPEN_FILES) {
+        Ok(open_files) => tracing::info!(open_files, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
+    }
     let bundle = super::resolve_bundle(config.model.as_deref())?;
     let reporter = Reporter::open(
         &bundle,

@@ -1,223 +1,97 @@
-//! One association: DIMSE commands over P-DATA. Command and data fragments are
-//! collected until their last fragment; a C-STORE is answered only after the store
-//! has kept the instance (or failed to).
+//! One association: negotiation (our called AE title, the allow-list, the
+//! SOP classes and transfer syntaxes we take), then DIMSE commands over
+//! P-DATA. A C-STORE is answered only after the store has kept the instance
+//! (or failed to). The watchdog shuts the socket down when the peer stalls or
+//! the association outlives its deadline.
 
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
 
-use dicom_core::{DataElement, PrimitiveValue, VR};
-use dicom_dictionary_std::tags;
-use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
-use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
-use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
+use dicom_ul::association::server::ServerAssociation;
 use dicom_ul::association::Association;
 use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
 use thiserror::Error;
 
-use super::{
-    accepted_transfer_syntaxes, Instance, InstanceStore, KeepError, Kept, ScpConfig,
-    STORAGE_SOP_CLASSES, VERIFICATION,
+use super::accept::Shared;
+use super::allow::Gate;
+use super::dimse::{
+    parse_command, response, StoreStatus, C_ECHO_RQ, C_ECHO_RSP, C_STORE_RQ, C_STORE_RSP,
 };
+use super::instance::Incoming;
+use super::watchdog::{Expired, Watch};
+use super::{accepted_transfer_syntaxes, STORAGE_SOP_CLASSES, VERIFICATION};
 
-const C_STORE_RQ: u16 = 0x0001;
-const C_STORE_RSP: u16 = 0x8001;
-const C_ECHO_RQ: u16 = 0x0030;
-const C_ECHO_RSP: u16 = 0x8030;
-const NO_DATA_SET: u16 = 0x0101;
-
-/// DIMSE status of a C-STORE response (PS3.4 B.2.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u16)]
-pub enum StoreStatus {
-    Success = 0x0000,
-    /// Refused: out of resources (disk full, outbox unwritable).
-    OutOfResources = 0xA700,
-    /// Failure: processing failure (cannot write the instance).
-    ProcessingFailure = 0x0110,
-    /// Error: data set does not match SOP class / command.
-    DataSetMismatch = 0xA900,
-    /// Error: cannot understand (unparseable data set).
-    CannotUnderstand = 0xC000,
-    /// The command itself is not one we provide.
-    UnrecognizedOperation = 0x0211,
-}
+/// Longest command set accepted (a C-STORE request is a few hundred bytes).
+const MAX_COMMAND_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Error)]
 pub(super) enum AssociationError {
     #[error("association not established: {0}")]
     Establish(String),
-    #[error("receiving from {peer}: {reason}")]
-    Receive { peer: String, reason: String },
-    #[error("sending to {peer}: {reason}")]
-    Send { peer: String, reason: String },
-    #[error("from {peer}: malformed DIMSE command: {reason}")]
-    BadCommand { peer: String, reason: String },
+    #[error("receiving: {0}")]
+    Receive(String),
+    #[error("sending: {0}")]
+    Send(String),
+    #[error("malformed DIMSE command: {0}")]
+    BadCommand(String),
 }
 
-/// The fields of a request command that the response needs.
-struct Command {
-    field: u16,
-    message_id: u16,
-    sop_class_uid: String,
-    sop_instance_uid: String,
-}
-
-fn trimmed(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<String> {
-    let s = obj
-        .element_opt(tag)
-        .ok()
-        .flatten()?
-        .to_str()
-        .ok()?
-        .into_owned();
-    Some(s.trim_matches(['\0', ' ']).to_string())
-}
-
-fn parse_command(bytes: &[u8]) -> Result<Command, String> {
-    let ts = IMPLICIT_VR_LITTLE_ENDIAN.erased();
-    let obj = InMemDicomObject::read_dataset_with_ts(bytes, &ts).map_err(|e| e.to_string())?;
-    let field = obj
-        .element(tags::COMMAND_FIELD)
-        .map_err(|e| e.to_string())?
-        .to_int::<u16>()
-        .map_err(|e| e.to_string())?;
-    let message_id = obj
-        .element_opt(tags::MESSAGE_ID)
-        .ok()
-        .flatten()
-        .and_then(|e| e.to_int::<u16>().ok())
-        .unwrap_or(0);
-    Ok(Command {
-        field,
-        message_id,
-        sop_class_uid: trimmed(&obj, tags::AFFECTED_SOP_CLASS_UID).unwrap_or_default(),
-        sop_instance_uid: trimmed(&obj, tags::AFFECTED_SOP_INSTANCE_UID).unwrap_or_default(),
-    })
-}
-
-fn response(cmd: &Command, field: u16, status: u16, comment: Option<&str>) -> Vec<u8> {
-    let mut elements = vec![
-        DataElement::new(
-            tags::AFFECTED_SOP_CLASS_UID,
-            VR::UI,
-            PrimitiveValue::from(cmd.sop_class_uid.as_str()),
-        ),
-        DataElement::new(tags::COMMAND_FIELD, VR::US, PrimitiveValue::from(field)),
-        DataElement::new(
-            tags::MESSAGE_ID_BEING_RESPONDED_TO,
-            VR::US,
-            PrimitiveValue::from(cmd.message_id),
-        ),
-        DataElement::new(
-            tags::COMMAND_DATA_SET_TYPE,
-            VR::US,
-            PrimitiveValue::from(NO_DATA_SET),
-        ),
-        DataElement::new(tags::STATUS, VR::US, PrimitiveValue::from(status)),
-    ];
-    if !cmd.sop_instance_uid.is_empty() {
-        elements.push(DataElement::new(
-            tags::AFFECTED_SOP_INSTANCE_UID,
-            VR::UI,
-            PrimitiveValue::from(cmd.sop_instance_uid.as_str()),
-        ));
-    }
-    if let Some(c) = comment {
-        // Error Comment is LO: 64 characters at most.
-        let c: String = c.chars().take(64).collect();
-        elements.push(DataElement::new(
-            tags::ERROR_COMMENT,
-            VR::LO,
-            PrimitiveValue::from(c),
-        ));
-    }
-    let obj = InMemDicomObject::command_from_element_iter(elements);
-    let mut out = Vec::new();
-    obj.write_dataset_with_ts(&mut out, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
-        .expect("writing a command to memory cannot fail");
-    out
-}
-
-/// Turn a received data set into a Part 10 instance, and keep it.
-fn store_instance(
-    cmd: &Command,
-    transfer_syntax: &str,
-    data: &[u8],
-    peer: &str,
-    store: &dyn InstanceStore,
-) -> (StoreStatus, Option<String>) {
-    let Some(ts) = TransferSyntaxRegistry.get(transfer_syntax) else {
-        return (
-            StoreStatus::CannotUnderstand,
-            Some(format!("unknown transfer syntax {transfer_syntax}")),
-        );
-    };
-    let obj = match InMemDicomObject::read_dataset_with_ts(data, ts) {
-        Ok(o) => o,
-        Err(e) => {
-            return (
-                StoreStatus::CannotUnderstand,
-                Some(format!("bad data set: {e}")),
-            )
-        }
-    };
-    let uid = trimmed(&obj, tags::SOP_INSTANCE_UID).unwrap_or_default();
-    let class = trimmed(&obj, tags::SOP_CLASS_UID).unwrap_or_default();
-    if uid.is_empty() || uid != cmd.sop_instance_uid || class != cmd.sop_class_uid {
-        return (
-            StoreStatus::DataSetMismatch,
-            Some("SOP Class/Instance UID differ from the command".into()),
-        );
-    }
-    let meta = FileMetaTableBuilder::new()
-        .media_storage_sop_class_uid(class.as_str())
-        .media_storage_sop_instance_uid(uid.as_str())
-        .transfer_syntax(transfer_syntax)
-        .source_application_entity_title(peer)
-        .build();
-    let meta = match meta {
-        Ok(m) => m,
-        Err(e) => return (StoreStatus::CannotUnderstand, Some(e.to_string())),
-    };
-    let mut file = vec![0u8; 128];
-    file.extend_from_slice(b"DICM");
-    if let Err(e) = meta.write(&mut file) {
-        return (StoreStatus::CannotUnderstand, Some(e.to_string()));
-    }
-    file.extend_from_slice(data);
-    let instance = Instance {
-        sop_class_uid: class,
-        sop_instance_uid: uid,
-        transfer_syntax: transfer_syntax.to_string(),
-        calling_ae_title: peer.to_string(),
-        file,
-    };
-    match store.keep(&instance) {
-        Ok(kept) => {
-            tracing::info!(peer, sop_instance_uid = %instance.sop_instance_uid,
-                duplicate = (kept == Kept::Duplicate), "C-STORE kept");
-            (StoreStatus::Success, None)
-        }
-        Err(e) => {
-            tracing::error!(peer, sop_instance_uid = %instance.sop_instance_uid,
-                error = %e, "C-STORE refused: cannot keep instance");
-            let status = match e {
-                KeepError::OutOfResources(_) => StoreStatus::OutOfResources,
-                KeepError::Failed(_) => StoreStatus::ProcessingFailure,
-            };
-            (status, Some(e.to_string()))
+impl AssociationError {
+    fn kind(&self) -> &'static str {
+        match self {
+            AssociationError::Establish(_) => "association not established",
+            AssociationError::Receive(_) => "receive failed",
+            AssociationError::Send(_) => "send failed",
+            AssociationError::BadCommand(_) => "malformed DIMSE command",
         }
     }
 }
 
-pub(super) fn serve(
+/// Serve one connection to its end; errors are logged, rate-limited per peer.
+pub(super) fn serve_stream(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
+    let config = &shared.config;
+    let idle = Duration::from_secs(config.idle_timeout_s);
+    let deadline = Duration::from_secs(config.association_timeout_s);
+    let watch = match shared.watchdog.watch(&stream, idle, deadline) {
+        Ok(w) => w,
+        Err(e) => return tracing::warn!(%peer, error = %e, "cannot watch an association"),
+    };
+    let ip = peer.ip().to_string();
+    let result = serve(stream, &ip, shared, &watch);
+    match (result, watch.expired()) {
+        (_, Some(Expired::Idle)) => shared.log.refused(&ip, "", "", "closed: idle timeout"),
+        (_, Some(Expired::Deadline)) => {
+            shared
+                .log
+                .refused(&ip, "", "", "closed: association deadline")
+        }
+        (Err(AssociationError::Establish(e)), None) if e.contains("rejected") => {} // logged by the gate
+        (Err(e), None) => shared
+            .log
+            .refused(&ip, "", "", &format!("{}: {e}", e.kind())),
+        (Ok(()), None) => {}
+    }
+}
+
+fn establish(
     stream: TcpStream,
-    config: &ScpConfig,
-    store: &dyn InstanceStore,
-) -> Result<(), AssociationError> {
+    ip: &str,
+    shared: &Shared,
+) -> Result<ServerAssociation<TcpStream>, AssociationError> {
+    let config = &shared.config;
+    let idle = Duration::from_secs(config.idle_timeout_s);
+    let gate = Gate {
+        config,
+        peer: ip.to_string(),
+        refusals: &shared.log,
+    };
     let mut options = dicom_ul::association::ServerAssociationOptions::new()
-        .accept_called_ae_title()
+        .ae_access_control(gate)
         .ae_title(config.ae_title.as_str())
         .max_pdu_length(config.max_pdu_length)
+        // establish() replaces the socket's timeouts with these.
+        .read_timeout(idle)
+        .write_timeout(idle)
         .with_abstract_syntax(VERIFICATION);
     for sop in STORAGE_SOP_CLASSES {
         options = options.with_abstract_syntax(sop);
@@ -225,94 +99,46 @@ pub(super) fn serve(
     for ts in accepted_transfer_syntaxes() {
         options = options.with_transfer_syntax(ts);
     }
-    let mut assoc = options
+    options
         .establish(stream)
-        .map_err(|e| AssociationError::Establish(e.to_string()))?;
+        .map_err(|e| AssociationError::Establish(e.to_string()))
+}
+
+fn serve(
+    stream: TcpStream,
+    ip: &str,
+    shared: &Shared,
+    watch: &Watch,
+) -> Result<(), AssociationError> {
+    let mut assoc = establish(stream, ip, shared)?;
     let peer = assoc.peer_ae_title().to_string();
     tracing::debug!(peer, contexts = ?assoc.presentation_contexts(), "association established");
-
-    let mut command_buf = Vec::new();
-    let mut data_buf = Vec::new();
-    let mut pending: Option<Command> = None;
+    let mut state = Dimse::default();
     loop {
-        let pdu = assoc.receive().map_err(|e| AssociationError::Receive {
-            peer: peer.clone(),
-            reason: e.to_string(),
-        })?;
-        match pdu {
+        watch.waiting();
+        let pdu = assoc
+            .receive()
+            .map_err(|e| AssociationError::Receive(e.to_string()));
+        watch.working();
+        match pdu? {
             Pdu::PData { data } => {
                 for pdv in data {
-                    let reply = match pdv.value_type {
-                        PDataValueType::Command => {
-                            command_buf.extend_from_slice(&pdv.data);
-                            if !pdv.is_last {
-                                continue;
-                            }
-                            let cmd = parse_command(&command_buf).map_err(|reason| {
-                                AssociationError::BadCommand {
-                                    peer: peer.clone(),
-                                    reason,
-                                }
-                            })?;
-                            command_buf.clear();
-                            match cmd.field {
-                                C_ECHO_RQ => Some(response(&cmd, C_ECHO_RSP, 0, None)),
-                                C_STORE_RQ => {
-                                    data_buf.clear();
-                                    pending = Some(cmd);
-                                    None
-                                }
-                                other => Some(response(
-                                    &cmd,
-                                    other | 0x8000,
-                                    StoreStatus::UnrecognizedOperation as u16,
-                                    None,
-                                )),
-                            }
-                        }
-                        PDataValueType::Data => {
-                            data_buf.extend_from_slice(&pdv.data);
-                            if !pdv.is_last {
-                                continue;
-                            }
-                            let Some(cmd) = pending.take() else {
-                                return Err(AssociationError::BadCommand {
-                                    peer: peer.clone(),
-                                    reason: "data set without a C-STORE request".into(),
-                                });
-                            };
-                            let ts = assoc
-                                .presentation_contexts()
-                                .iter()
-                                .find(|pc| pc.id == pdv.presentation_context_id)
-                                .map(|pc| pc.transfer_syntax.clone())
-                                .unwrap_or_default();
-                            let ts = ts.trim_end_matches(['\0', ' ']);
-                            let (status, comment) =
-                                store_instance(&cmd, ts, &data_buf, &peer, store);
-                            data_buf.clear();
-                            Some(response(
-                                &cmd,
-                                C_STORE_RSP,
-                                status as u16,
-                                comment.as_deref(),
-                            ))
-                        }
+                    let Some(bytes) = state.take(pdv.clone(), &assoc, &peer, shared)? else {
+                        continue;
                     };
-                    if let Some(bytes) = reply {
-                        let pdu = Pdu::PData {
-                            data: vec![PDataValue {
-                                presentation_context_id: pdv.presentation_context_id,
-                                value_type: PDataValueType::Command,
-                                is_last: true,
-                                data: bytes,
-                            }],
-                        };
-                        assoc.send(&pdu).map_err(|e| AssociationError::Send {
-                            peer: peer.clone(),
-                            reason: e.to_string(),
-                        })?;
-                    }
+                    let pdu = Pdu::PData {
+                        data: vec![PDataValue {
+                            presentation_context_id: pdv.presentation_context_id,
+                            value_type: PDataValueType::Command,
+                            is_last: true,
+                            data: bytes,
+                        }],
+                    };
+                    watch.waiting();
+                    assoc
+                        .send(&pdu)
+                        .map_err(|e| AssociationError::Send(e.to_string()))?;
+                    watch.working();
                 }
             }
             Pdu::ReleaseRQ => {
@@ -328,5 +154,70 @@ pub(super) fn serve(
                 tracing::warn!(peer, pdu = %other.short_description(), "unexpected PDU ignored");
             }
         }
+    }
+}
+
+/// The DIMSE message being assembled from P-DATA fragments.
+#[derive(Default)]
+struct Dimse {
+    command: Vec<u8>,
+    store: Option<Incoming>,
+}
+
+impl Dimse {
+    /// Take one fragment; returns the response to send, if one is due.
+    fn take(
+        &mut self,
+        pdv: PDataValue,
+        assoc: &ServerAssociation<TcpStream>,
+        peer: &str,
+        shared: &Shared,
+    ) -> Result<Option<Vec<u8>>, AssociationError> {
+        if pdv.value_type == PDataValueType::Data {
+            let Some(incoming) = self.store.as_mut() else {
+                return Err(AssociationError::BadCommand(
+                    "data set without a C-STORE request".into(),
+                ));
+            };
+            incoming.push(&pdv.data);
+            if !pdv.is_last {
+                return Ok(None);
+            }
+            let incoming = self.store.take().expect("checked above");
+            let (cmd, status, comment) = incoming.finish(peer, &*shared.store);
+            let rsp = response(&cmd, C_STORE_RSP, status as u16, comment.as_deref());
+            return Ok(Some(rsp));
+        }
+        if self.command.len() + pdv.data.len() > MAX_COMMAND_BYTES {
+            return Err(AssociationError::BadCommand(format!(
+                "command set over {MAX_COMMAND_BYTES} bytes"
+            )));
+        }
+        self.command.extend_from_slice(&pdv.data);
+        if !pdv.is_last {
+            return Ok(None);
+        }
+        let cmd = parse_command(&self.command).map_err(AssociationError::BadCommand)?;
+        self.command.clear();
+        Ok(match cmd.field {
+            C_ECHO_RQ => Some(response(&cmd, C_ECHO_RSP, 0, None)),
+            C_STORE_RQ => {
+                let ts = assoc
+                    .presentation_contexts()
+                    .iter()
+                    .find(|pc| pc.id == pdv.presentation_context_id)
+                    .map(|pc| pc.transfer_syntax.trim_end_matches(['\0', ' ']).to_string())
+                    .unwrap_or_default();
+                let max = shared.config.max_instance_bytes;
+                self.store = Some(Incoming::start(cmd, &ts, peer, max));
+                None
+            }
+            other => Some(response(
+                &cmd,
+                other | 0x8000,
+                StoreStatus::UnrecognizedOperation as u16,
+                None,
+            )),
+        })
     }
 }

@@ -1,10 +1,21 @@
 //! The DICOM receiver: a C-STORE and C-ECHO service class provider on `dicom-ul`,
-//! one thread per association. An instance is handed to an [`InstanceStore`],
-//! which must keep it durably before the C-STORE success goes back to the modality;
-//! if it cannot, the modality gets a failure status and keeps its copy.
+//! one thread per association, at most `max_associations` of them. An instance
+//! is handed to an [`InstanceStore`], which must keep it durably before the
+//! C-STORE success goes back to the modality; if it cannot, the modality gets a
+//! failure status and keeps its copy.
 //!
-//! Accepted SOP classes: CR, DX (for presentation and for processing), Secondary
-//! Capture, Verification. Transfer syntaxes: those in [`PROPOSED_TRANSFER_SYNTAXES`]
+//! Who may associate ([`allow`]): our called AE title, and the calling AE titles
+//! and peer addresses of the allow-list when one is set. Limits that hold
+//! whatever a peer sends: concurrent associations ([`accept`]), an idle timeout
+//! per PDU and a deadline per association ([`watchdog`]), the instance size
+//! ([`instance`]), the PDU length (dicom-ul refuses a longer one from its
+//! header, before allocating), the command set size.
+//!
+//! Accepted SOP classes: CR, DX for presentation, Secondary Capture,
+//! Verification. DX for processing (raw detector data, not meant to be looked
+//! at) and every other class are refused at negotiation: the presentation
+//! context is rejected (abstract syntax not supported), so the sender says so
+//! and keeps its copy. Transfer syntaxes: those in [`PROPOSED_TRANSFER_SYNTAXES`]
 //! that this build can decode ([`crate::input::dicom::can_decode`]); JPEG-LS is not
 //! among them (dicom-rs decodes it only with its C++ CharLS feature), nor 12-bit
 //! lossy JPEG, so a modality falls back to another syntax it proposed.
@@ -15,14 +26,23 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::retry::{Backoff, LogLimiter};
 
+mod accept;
+pub mod allow;
 mod association;
+mod config;
+mod dimse;
+mod fd_limit;
+mod instance;
+mod watchdog;
 
-pub use association::StoreStatus;
+pub use allow::PeerNet;
+pub use config::ScpConfig;
+pub use dimse::StoreStatus;
+pub use fd_limit::{raise_fd_limit, WANTED_OPEN_FILES};
 
 pub const VERIFICATION: &str = "1.2.840.10008.1.1";
 pub const CR_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.1";
@@ -30,11 +50,10 @@ pub const DX_PRESENTATION_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.1.1";
 pub const DX_PROCESSING_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.1.1.1";
 pub const SECONDARY_CAPTURE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.7";
 
-/// Storage SOP classes accepted.
-pub const STORAGE_SOP_CLASSES: [&str; 4] = [
+/// Storage SOP classes accepted: those a chest report can be made from.
+pub const STORAGE_SOP_CLASSES: [&str; 3] = [
     CR_IMAGE_STORAGE,
     DX_PRESENTATION_STORAGE,
-    DX_PROCESSING_STORAGE,
     SECONDARY_CAPTURE_STORAGE,
 ];
 
@@ -60,30 +79,6 @@ pub fn accepted_transfer_syntaxes() -> Vec<&'static str> {
         .copied()
         .filter(|ts| crate::input::dicom::can_decode(ts))
         .collect()
-}
-
-/// Receiver settings (part of the `serve` configuration).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ScpConfig {
-    /// Our AE title; associations calling another title are rejected.
-    pub ae_title: String,
-    /// Address to listen on; port 0 picks a free port (tests).
-    pub bind: SocketAddr,
-    pub max_pdu_length: u32,
-    /// Drop an association idle for this long, seconds.
-    pub idle_timeout_s: u64,
-}
-
-impl Default for ScpConfig {
-    fn default() -> Self {
-        ScpConfig {
-            ae_title: "CXR-EDGE".into(),
-            bind: SocketAddr::from(([0, 0, 0, 0], 11112)),
-            max_pdu_length: 16_384,
-            idle_timeout_s: 60,
-        }
-    }
 }
 
 /// One received instance, as a DICOM Part 10 file.
@@ -187,32 +182,40 @@ impl Scp {
         })
     }
 
-    /// Accept associations until `stop` is set, one thread each. Accepting or
-    /// starting a thread fails when descriptors or memory run out, and would
-    /// then fail again at once: such a failure waits (10 ms, doubling up to a
-    /// second) and is logged once per kind, not once per try.
+    /// Accept associations until `stop` is set (see [`accept`]). Accepting
+    /// or starting a thread fails when descriptors or memory run out, and
+    /// would then fail again at once: such a failure waits (10 ms, doubling
+    /// up to a second) and is logged once per kind, not once per try.
     pub fn run(self, stop: &AtomicBool) {
+        let config = &self.config;
         tracing::info!(
-            ae_title = %self.config.ae_title,
+            ae_title = %config.ae_title,
             addr = ?self.listener.local_addr().ok(),
+            max_associations = config.max_associations,
+            allowed_calling_ae_titles = ?config.allowed_calling_ae_titles,
+            allowed_peers = ?config.allowed_peers,
             transfer_syntaxes = ?accepted_transfer_syntaxes(),
             "DICOM receiver listening"
         );
+        if config.bind.ip().is_unspecified() && config.allowed_peers.is_empty() {
+            tracing::warn!("listening on every interface with no allowed_peers: any host that can reach this port may send");
+        }
+        let started = accept::Shared::new(self.config.clone(), self.store.clone())
+            .and_then(|shared| Ok((Arc::new(shared), accept::Refuser::spawn()?)));
+        let (shared, refuser) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                return tracing::error!(error = %e, "cannot start the DICOM receiver's threads")
+            }
+        };
         let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
         let mut errors = LogLimiter::default();
         for stream in self.listener.incoming() {
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            let started = stream.and_then(|stream| {
-                let config = self.config.clone();
-                let store = self.store.clone();
-                std::thread::Builder::new()
-                    .name("scp-assoc".into())
-                    .spawn(move || serve_stream(stream, &config, &*store))
-            });
-            match started {
-                Ok(_) => {
+            match stream.and_then(|s| accept::dispatch(s, &shared, &refuser)) {
+                Ok(()) => {
                     backoff.succeeded();
                     if errors.clear() {
                         tracing::info!("accepting associations again");
@@ -226,16 +229,6 @@ impl Scp {
                 }
             }
         }
-    }
-}
-
-fn serve_stream(stream: TcpStream, config: &ScpConfig, store: &dyn InstanceStore) {
-    let peer = stream.peer_addr().ok();
-    let timeout = Some(Duration::from_secs(config.idle_timeout_s.max(1)));
-    let _ = stream.set_read_timeout(timeout);
-    let _ = stream.set_write_timeout(timeout);
-    if let Err(e) = association::serve(stream, config, store) {
-        tracing::warn!(peer = ?peer, error = %e, "association ended with an error");
     }
 }
 

@@ -9,9 +9,16 @@
 //! max_attempts = 3                 # refuse a film after this many crashed attempts
 //! retry_max_ms = 60000             # longest wait between retries of a lasting fault
 //!
-//! [dicom]
-//! ae_title = "CXR-EDGE"
-//! bind = "0.0.0.0:11112"
+//! [dicom]                          # see crate::scp::ScpConfig
+//! ae_title = "CXR-EDGE"            # called AE title the X-ray unit must use
+//! bind = "192.168.50.1:11112"      # the address on the X-ray unit's link (default 0.0.0.0:11112)
+//! allowed_calling_ae_titles = ["XRAY-1"]       # empty or absent: any title
+//! allowed_peers = ["192.168.50.2", "10.1.0.0/16"]  # empty or absent: any address
+//! max_associations = 4             # more at once are rejected (transient)
+//! idle_timeout_s = 60              # longest wait for the request and each next PDU
+//! association_timeout_s = 1800     # longest association
+//! max_instance_bytes = 150994944   # larger C-STOREs answered A700 (default 144 MiB)
+//! max_pdu_length = 16384
 //!
 //! [watch]
 //! dir = "/srv/cxr-drop"            # PNG, JPEG or DICOM files dropped here
@@ -161,13 +168,7 @@ impl ServeConfig {
             return Err("max_attempts must be at least 1".into());
         }
         if let Some(d) = &self.dicom {
-            let ae = d.ae_title.trim();
-            if ae.is_empty() || ae.len() > 16 || !ae.is_ascii() || ae.contains('\\') {
-                return Err(format!(
-                    "dicom.ae_title {:?} must be 1–16 ASCII characters without a backslash",
-                    d.ae_title
-                ));
-            }
+            d.check()?;
         }
         if self.dicom.is_none() && self.watch.is_none() {
             return Err("nothing to serve: configure [dicom], [watch] or both".into());

@@ -121,7 +121,7 @@ fn rejection(result: AssociationRJResult, source: AssociationRJSource) -> Associ
 }
 
 /// Start serving one accepted connection, or refuse it. An error is a
-/// failure to start a thread (the caller backs off).
+/// failure to watch it or start its thread (the caller backs off).
 pub(super) fn dispatch(
     stream: TcpStream,
     shared: &Arc<Shared>,
@@ -161,12 +161,17 @@ pub(super) fn dispatch(
         refuser.send(stream, rj);
         return Ok(());
     };
+    // Cloning the socket for the watchdog is the first thing to fail at the
+    // open-file limit: an error here backs the accept loop off like EMFILE.
+    let idle = Duration::from_secs(config.idle_timeout_s);
+    let deadline = Duration::from_secs(config.association_timeout_s);
+    let watch = shared.watchdog.watch(&stream, idle, deadline)?;
     let shared = shared.clone();
     std::thread::Builder::new()
         .name("scp-assoc".into())
         .spawn(move || {
             let _slot = slot;
-            association::serve_stream(stream, peer, &shared);
+            association::serve_stream(stream, peer, &shared, &watch);
         })
         .map(|_| ())
 }

@@ -48,16 +48,9 @@ impl AssociationError {
 }
 
 /// Serve one connection to its end; errors are logged, rate-limited per peer.
-pub(super) fn serve_stream(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
-    let config = &shared.config;
-    let idle = Duration::from_secs(config.idle_timeout_s);
-    let deadline = Duration::from_secs(config.association_timeout_s);
-    let watch = match shared.watchdog.watch(&stream, idle, deadline) {
-        Ok(w) => w,
-        Err(e) => return tracing::warn!(%peer, error = %e, "cannot watch an association"),
-    };
+pub(super) fn serve_stream(stream: TcpStream, peer: SocketAddr, shared: &Shared, watch: &Watch) {
     let ip = peer.ip().to_string();
-    let result = serve(stream, &ip, shared, &watch);
+    let result = serve(stream, &ip, shared, watch);
     match (result, watch.expired()) {
         (_, Some(Expired::Idle)) => shared.log.refused(&ip, "", "", "closed: idle timeout"),
         (_, Some(Expired::Deadline)) => {

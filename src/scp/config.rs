@@ -101,3 +101,59 @@ impl ScpConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::serve::ServeConfig;
+
+    fn parse(dicom: &str) -> Result<ServeConfig, String> {
+        ServeConfig::parse(&format!("store = \"/x\"\n[dicom]\n{dicom}"), "unit.toml")
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_documented_keys_parse() {
+        let c = parse(
+            r#"ae_title = "CXR-EDGE"
+               bind = "192.168.50.1:11112"
+               allowed_calling_ae_titles = ["XRAY-1"]
+               allowed_peers = ["192.168.50.2", "10.1.0.0/16"]
+               max_associations = 4
+               idle_timeout_s = 60
+               association_timeout_s = 1800
+               max_instance_bytes = 150994944
+               max_pdu_length = 16384"#,
+        )
+        .unwrap();
+        let d = c.dicom.unwrap();
+        assert_eq!(d.allowed_calling_ae_titles, ["XRAY-1"]);
+        assert!(d.allowed_peers[1].contains("10.1.200.3".parse().unwrap()));
+        assert_eq!((d.max_associations, d.association_timeout_s), (4, 1800));
+        assert_eq!(
+            super::ScpConfig::default().max_instance_bytes,
+            crate::input::ValidateOptions::default().max_input_bytes
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (text, named) in [
+            ("allowed_peers = [\"192.168.50.0/33\"]", "192.168.50.0/33"),
+            (
+                "allowed_calling_ae_titles = [\"\"]",
+                "allowed_calling_ae_titles",
+            ),
+            ("max_associations = 0", "max_associations"),
+            ("idle_timeout_s = 0", "idle_timeout_s"),
+            ("max_instance_bytes = 0", "max_instance_bytes"),
+            ("max_pdu_length = 100", "max_pdu_length"),
+            ("ae_title = \"WAY-TOO-LONG-AE-TITLE\"", "ae_title"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(
+                e.starts_with("unit.toml") && e.contains(named),
+                "{text}: {e}"
+            );
+        }
+    }
+}

@@ -31,6 +31,7 @@ pub enum StoreStatus {
 }
 
 /// The fields of a request command that the response needs.
+#[derive(Debug)]
 pub(super) struct Command {
     pub field: u16,
     pub message_id: u16,

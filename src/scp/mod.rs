@@ -24,7 +24,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
@@ -137,6 +137,10 @@ impl InstanceStore for crate::store::Store {
     }
 }
 
+/// How long accepting must go without a failure before the receiver says it
+/// has recovered (and would log the next failure at once).
+const RECOVERED_AFTER: Duration = Duration::from_secs(60);
+
 /// A bound, not yet running, receiver.
 pub struct Scp {
     listener: TcpListener,
@@ -210,6 +214,7 @@ impl Scp {
         };
         let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
         let mut errors = LogLimiter::default();
+        let mut last_failure = Instant::now();
         for stream in self.listener.incoming() {
             if stop.load(Ordering::SeqCst) {
                 break;
@@ -217,11 +222,14 @@ impl Scp {
             match stream.and_then(|s| accept::dispatch(s, &shared, &refuser)) {
                 Ok(()) => {
                     backoff.succeeded();
-                    if errors.clear() {
+                    // At the open-file limit accepts fail and succeed by
+                    // turns: recovered means a quiet spell, not one success.
+                    if last_failure.elapsed() >= RECOVERED_AFTER && errors.clear() {
                         tracing::info!("accepting associations again");
                     }
                 }
                 Err(e) => {
+                    last_failure = Instant::now();
                     if let Some(repeats) = errors.admit(&e.to_string()) {
                         tracing::error!(error = %e, repeats, "cannot accept an association");
                     }

@@ -229,6 +229,11 @@ struct Unit {
 }
 
 fn serve_with_nofile(dir: &std::path::Path, nofile: u32) -> Unit {
+    serve_with(dir, &format!("ulimit -n {nofile} && exec \"$@\""))
+}
+
+/// `serve` started by `sh -c script "$@"`; the script must exec "$@".
+fn serve_with(dir: &std::path::Path, script: &str) -> Unit {
     use std::io::BufRead;
     let config = dir.join("unit.toml");
     let text = format!(
@@ -241,7 +246,7 @@ fn serve_with_nofile(dir: &std::path::Path, nofile: u32) -> Unit {
     let own = crate::util::own_binary(env!("CARGO_BIN_EXE_cxr-edge"));
     let mut child = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!("ulimit -n {nofile} && exec \"$@\""))
+        .arg(script)
         .arg("sh")
         .arg(own.get_program())
         .args(own.get_args())
@@ -341,4 +346,139 @@ fn serve_at_its_open_file_limit_serves_a_sender_after_a_flood() {
     );
     assert!(log.len() < 40, "the log floods: {log:#?}");
     assert!(log.iter().any(|l| l.contains("C-STORE kept")), "{log:#?}");
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line[6..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A C-STORE-RQ command set for `uid`, a data set following.
+fn store_rq(class: &str, uid: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut put = |element: u16, value: &[u8]| {
+        let mut v = value.to_vec();
+        if v.len() % 2 == 1 {
+            v.push(0);
+        }
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&element.to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(&v);
+    };
+    put(0x0002, class.as_bytes());
+    put(0x0100, &0x0001u16.to_le_bytes());
+    put(0x0110, &1u16.to_le_bytes());
+    put(0x0700, &0u16.to_le_bytes());
+    put(0x0800, &0x0000u16.to_le_bytes());
+    put(0x1000, uid.as_bytes());
+    out
+}
+
+/// The start of an Explicit VR Little Endian data set whose Pixel Data
+/// declares `pixel_bytes`: the sender streams that many zeros after it.
+fn big_data_set_start(class: &str, uid: &str, pixel_bytes: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (element, value) in [(0x0016u16, class), (0x0018, uid)] {
+        let mut v = value.as_bytes().to_vec();
+        if v.len() % 2 == 1 {
+            v.push(0);
+        }
+        out.extend_from_slice(&0x0008u16.to_le_bytes());
+        out.extend_from_slice(&element.to_le_bytes());
+        out.extend_from_slice(b"UI");
+        out.extend_from_slice(&(v.len() as u16).to_le_bytes());
+        out.extend_from_slice(&v);
+    }
+    out.extend_from_slice(&[0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0]);
+    out.extend_from_slice(&pixel_bytes.to_le_bytes());
+    out
+}
+
+/// Stream a C-STORE of `PIXELS` bytes of pixel data to `port`; its status.
+fn send_2_gb(port: u16, uid: &str) -> u16 {
+    const CR: &str = "1.2.840.10008.5.1.4.1.1.1";
+    const PIXELS: u32 = 2_000_000_000;
+    let mut assoc = ClientAssociationOptions::new()
+        .calling_ae_title("BIG-SENDER")
+        .called_ae_title(AE)
+        .with_presentation_context(CR, vec!["1.2.840.10008.1.2.1"])
+        .establish(SocketAddr::from(([127, 0, 0, 1], port)))
+        .unwrap();
+    let pc = assoc.presentation_contexts()[0].id;
+    let command = Pdu::PData {
+        data: vec![PDataValue {
+            presentation_context_id: pc,
+            value_type: PDataValueType::Command,
+            is_last: true,
+            data: store_rq(CR, uid),
+        }],
+    };
+    assoc.send(&command).unwrap();
+    {
+        let mut w = assoc.send_pdata(pc);
+        w.write_all(&big_data_set_start(CR, uid, PIXELS)).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        let mut left = PIXELS as usize;
+        while left > 0 {
+            let n = left.min(zeros.len());
+            w.write_all(&zeros[..n]).unwrap();
+            left -= n;
+        }
+        w.finish().unwrap();
+    }
+    let answer = assoc.receive().unwrap();
+    let Pdu::PData { data } = answer else {
+        panic!("no C-STORE response: {answer:?}")
+    };
+    let status_tag = [0x00, 0x00, 0x00, 0x09, 0x02, 0x00, 0x00, 0x00];
+    let rsp = &data[0].data;
+    let at = rsp
+        .windows(8)
+        .position(|w| w == status_tag)
+        .expect("a status");
+    let _ = assoc.release();
+    u16::from_le_bytes([rsp[at + 8], rsp[at + 9]])
+}
+
+/// Measurement, not a check (run with `--ignored --nocapture`): peak RSS of
+/// `serve` while one peer, then four at once (the default cap), stream a
+/// 2 GB C-STORE at it under the default 144 MiB `max_instance_bytes`; each
+/// is answered A700.
+#[test]
+#[ignore]
+fn measure_peak_rss_of_serve_receiving_2_gb() {
+    let dir = tempfile::tempdir().unwrap();
+    let unit = serve_with(dir.path(), "exec \"$@\"");
+    let pid = unit.child.id();
+    let before = vm_hwm_kib(pid);
+    let start = Instant::now();
+    assert_eq!(send_2_gb(unit.port, "2.25.4242"), 0xA700);
+    let one = vm_hwm_kib(pid);
+    eprintln!("one 2 GB C-STORE: A700 after {:?}", start.elapsed());
+    let start = Instant::now();
+    let senders: Vec<_> = (0..4)
+        .map(|i| std::thread::spawn(move || send_2_gb(unit.port, &format!("2.25.4243{i}"))))
+        .collect();
+    for s in senders {
+        assert_eq!(s.join().unwrap(), 0xA700);
+    }
+    let four = vm_hwm_kib(pid);
+    eprintln!(
+        "four at once: A700 after {:?}; serve peak RSS (VmHWM) idle {} MiB, \
+         after one {} MiB, after four {} MiB",
+        start.elapsed(),
+        before / 1024,
+        one / 1024,
+        four / 1024
+    );
+    let mut child = unit.child;
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -37,6 +37,7 @@ mod config;
 mod dimse;
 mod fd_limit;
 mod instance;
+mod listen;
 mod watchdog;
 
 pub use allow::PeerNet;
@@ -157,9 +158,14 @@ pub struct ScpHandle {
 }
 
 impl Scp {
-    /// Bind the listening socket.
+    /// Bind the listening socket. An address on no interface yet is bound
+    /// all the same (see [`listen`]), with a warning.
     pub fn bind(config: ScpConfig, store: Arc<dyn InstanceStore>) -> std::io::Result<Scp> {
-        let listener = TcpListener::bind(config.bind)?;
+        let (listener, early) = listen::listen_on(config.bind)?;
+        if early {
+            tracing::warn!(addr = %config.bind,
+                "the DICOM address is on no interface yet: listening for when it appears");
+        }
         Ok(Scp {
             listener,
             config,
@@ -257,9 +263,12 @@ impl ScpHandle {
         if wake.ip().is_unspecified() {
             wake.set_ip([127, 0, 0, 1].into());
         }
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let woken = TcpStream::connect_timeout(&wake, Duration::from_secs(1)).is_ok();
+        // Unwakeable (an address not assigned yet): the thread ends at its
+        // next connection instead of being waited for.
+        match self.thread.take() {
+            Some(t) if woken => drop(t.join()),
+            _ => {}
         }
     }
 }

@@ -318,3 +318,24 @@ fn a_store_that_cannot_keep_answers_out_of_resources() {
     assert!(peer.kept().is_empty());
     assert_eq!(inbox_count(&peer), 0);
 }
+
+/// The shipped board configurations parse, bind one address (not every
+/// interface) and carry an allow-list.
+#[test]
+fn board_configs_bind_the_link_and_allow_one_sender() {
+    let boards = Path::new(env!("CARGO_MANIFEST_DIR")).join("board");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(boards).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let config = cxr_edge::serve::ServeConfig::load(&path).unwrap();
+        let dicom = config.dicom.expect("a [dicom] section");
+        assert!(!dicom.bind.ip().is_unspecified(), "{}", path.display());
+        assert!(!dicom.allowed_calling_ae_titles.is_empty(), "{}", path.display());
+        assert!(!dicom.allowed_peers.is_empty(), "{}", path.display());
+        seen += 1;
+    }
+    assert_eq!(seen, 4);
+}

@@ -333,7 +333,11 @@ fn board_configs_bind_the_link_and_allow_one_sender() {
         let config = cxr_edge::serve::ServeConfig::load(&path).unwrap();
         let dicom = config.dicom.expect("a [dicom] section");
         assert!(!dicom.bind.ip().is_unspecified(), "{}", path.display());
-        assert!(!dicom.allowed_calling_ae_titles.is_empty(), "{}", path.display());
+        assert!(
+            !dicom.allowed_calling_ae_titles.is_empty(),
+            "{}",
+            path.display()
+        );
         assert!(!dicom.allowed_peers.is_empty(), "{}", path.display());
         seen += 1;
     }

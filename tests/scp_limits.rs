@@ -341,7 +341,7 @@ fn serve_at_its_open_file_limit_serves_a_sender_after_a_flood() {
         "threads {idle_threads} -> {most_threads}"
     );
     assert!(
-        emfile >= 1 && emfile <= 2,
+        (1..=2).contains(&emfile),
         "EMFILE said once (and maybe again on recovery): {log:#?}"
     );
     assert!(log.len() < 40, "the log floods: {log:#?}");

@@ -278,6 +278,13 @@ fn serve_with(dir: &std::path::Path, script: &str) -> Unit {
     Unit { child, port, log }
 }
 
+impl Drop for Unit {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn threads(pid: u32) -> usize {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
@@ -293,6 +300,18 @@ fn serve_at_its_open_file_limit_serves_a_sender_after_a_flood() {
     let dir = tempfile::tempdir().unwrap();
     let mut unit = serve_with_nofile(dir.path(), 20);
     let pid = unit.child.id();
+    // The receiver's own threads are up once it says it listens.
+    let listening = || {
+        unit.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("receiver listening"))
+    };
+    let since = Instant::now();
+    while !listening() && since.elapsed() < BOUND {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let idle_threads = threads(pid);
     let addr: SocketAddr = ([127, 0, 0, 1], unit.port).into();
     let flood: Vec<TcpStream> = (0..200)
@@ -315,18 +334,22 @@ fn serve_at_its_open_file_limit_serves_a_sender_after_a_flood() {
         file.to_str().unwrap(),
     ];
     // Like a modality, try again a few times while the flood drains.
-    let tries = (1..=20)
-        .find(|_| {
-            let ok = crate::scp::tool("storescu", &args).status.success();
-            if !ok {
-                std::thread::sleep(Duration::from_secs(1));
-            }
-            ok
-        })
-        .expect("storescu never got through after the flood");
-    let _ = unit.child.kill();
-    let _ = unit.child.wait();
+    let mut last = None;
+    let tries = (1..=20).find(|_| {
+        let out = crate::scp::tool("storescu", &args);
+        let ok = out.status.success();
+        if !ok {
+            last = Some(text(&out));
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        ok
+    });
+    drop(unit.child.kill());
+    drop(unit.child.wait());
     let log = unit.log.lock().unwrap().clone();
+    let Some(tries) = tries else {
+        panic!("storescu never got through after the flood: {last:?}\n{log:#?}")
+    };
     let emfile = log
         .iter()
         .filter(|l| l.contains("cannot accept an association"))
@@ -478,7 +501,4 @@ fn measure_peak_rss_of_serve_receiving_2_gb() {
         one / 1024,
         four / 1024
     );
-    let mut child = unit.child;
-    let _ = child.kill();
-    let _ = child.wait();
 }

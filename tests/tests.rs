@@ -11,6 +11,8 @@ mod output;
 mod reporter;
 mod scp;
 mod scp_limits;
+#[cfg(feature = "tls")]
+mod scp_tls;
 mod screen;
 mod serve;
 mod store;

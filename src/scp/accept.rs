@@ -19,7 +19,7 @@ use dicom_ul::Pdu;
 
 use super::allow::{peer_allowed, RefusalLog};
 use super::watchdog::Watchdog;
-use super::{association, InstanceStore, ScpConfig};
+use super::{association, InstanceStore, ScpConfig, TlsServer};
 
 /// What every association thread shares.
 pub(super) struct Shared {
@@ -27,17 +27,24 @@ pub(super) struct Shared {
     pub store: Arc<dyn InstanceStore>,
     pub log: RefusalLog,
     pub watchdog: Watchdog,
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub tls: TlsServer,
     open: Arc<AtomicUsize>,
 }
 
 impl Shared {
-    pub fn new(config: ScpConfig, store: Arc<dyn InstanceStore>) -> std::io::Result<Shared> {
+    pub fn new(
+        config: ScpConfig,
+        store: Arc<dyn InstanceStore>,
+        tls: TlsServer,
+    ) -> std::io::Result<Shared> {
         let period = super::watchdog::period(Duration::from_secs(config.idle_timeout_s));
         Ok(Shared {
             config,
             store,
             log: RefusalLog::default(),
             watchdog: Watchdog::spawn(period)?,
+            tls,
             open: Arc::new(AtomicUsize::new(0)),
         })
     }

@@ -4,12 +4,13 @@
 //! (or failed to). The watchdog shuts the socket down when the peer stalls or
 //! the association outlives its deadline.
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use dicom_ul::association::server::ServerAssociation;
-use dicom_ul::association::Association;
-use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
+use dicom_ul::association::server::{DefaultNegotiation, ServerAssociation};
+use dicom_ul::association::{Association, CloseSocket, ServerAssociationOptions};
+use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu, PresentationContextNegotiated};
 use thiserror::Error;
 
 use super::accept::Shared;
@@ -66,11 +67,10 @@ pub(super) fn serve_stream(stream: TcpStream, peer: SocketAddr, shared: &Shared,
     }
 }
 
-fn establish(
-    stream: TcpStream,
+fn options<'a>(
     ip: &str,
-    shared: &Shared,
-) -> Result<ServerAssociation<TcpStream>, AssociationError> {
+    shared: &'a Shared,
+) -> ServerAssociationOptions<'a, Gate<'a>, DefaultNegotiation> {
     let config = &shared.config;
     let idle = Duration::from_secs(config.idle_timeout_s);
     let gate = Gate {
@@ -78,7 +78,7 @@ fn establish(
         peer: ip.to_string(),
         refusals: &shared.log,
     };
-    let mut options = dicom_ul::association::ServerAssociationOptions::new()
+    let mut options = ServerAssociationOptions::new()
         .ae_access_control(gate)
         .ae_title(config.ae_title.as_str())
         .max_pdu_length(config.max_pdu_length)
@@ -93,8 +93,10 @@ fn establish(
         options = options.with_transfer_syntax(ts);
     }
     options
-        .establish(stream)
-        .map_err(|e| AssociationError::Establish(e.to_string()))
+}
+
+fn not_established(e: dicom_ul::association::Error) -> AssociationError {
+    AssociationError::Establish(e.to_string())
 }
 
 fn serve(
@@ -103,7 +105,25 @@ fn serve(
     shared: &Shared,
     watch: &Watch,
 ) -> Result<(), AssociationError> {
-    let mut assoc = establish(stream, ip, shared)?;
+    let options = options(ip, shared);
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &shared.tls {
+        let assoc = options
+            .tls_config(tls.clone())
+            .establish_tls(stream)
+            .map_err(not_established)?;
+        return converse(assoc, shared, watch);
+    }
+    let assoc = options.establish(stream).map_err(not_established)?;
+    converse(assoc, shared, watch)
+}
+
+/// Answer DIMSE requests until the peer releases or aborts.
+fn converse<S: Read + Write + CloseSocket>(
+    mut assoc: ServerAssociation<S>,
+    shared: &Shared,
+    watch: &Watch,
+) -> Result<(), AssociationError> {
     let peer = assoc.peer_ae_title().to_string();
     tracing::debug!(peer, contexts = ?assoc.presentation_contexts(), "association established");
     let mut state = Dimse::default();
@@ -116,12 +136,14 @@ fn serve(
         match pdu? {
             Pdu::PData { data } => {
                 for pdv in data {
-                    let Some(bytes) = state.take(pdv.clone(), &assoc, &peer, shared)? else {
+                    let pc = pdv.presentation_context_id;
+                    let contexts = assoc.presentation_contexts();
+                    let Some(bytes) = state.take(pdv, contexts, &peer, shared)? else {
                         continue;
                     };
                     let pdu = Pdu::PData {
                         data: vec![PDataValue {
-                            presentation_context_id: pdv.presentation_context_id,
+                            presentation_context_id: pc,
                             value_type: PDataValueType::Command,
                             is_last: true,
                             data: bytes,
@@ -162,7 +184,7 @@ impl Dimse {
     fn take(
         &mut self,
         pdv: PDataValue,
-        assoc: &ServerAssociation<TcpStream>,
+        contexts: &[PresentationContextNegotiated],
         peer: &str,
         shared: &Shared,
     ) -> Result<Option<Vec<u8>>, AssociationError> {
@@ -195,8 +217,7 @@ impl Dimse {
         Ok(match cmd.field {
             C_ECHO_RQ => Some(response(&cmd, C_ECHO_RSP, 0, None)),
             C_STORE_RQ => {
-                let ts = assoc
-                    .presentation_contexts()
+                let ts = contexts
                     .iter()
                     .find(|pc| pc.id == pdv.presentation_context_id)
                     .map(|pc| pc.transfer_syntax.trim_end_matches(['\0', ' ']).to_string())

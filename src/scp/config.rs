@@ -1,6 +1,7 @@
 //! `[dicom]`: the receiver's settings, and the check run once at load.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,23 @@ pub struct ScpConfig {
     /// Peer addresses allowed to connect, as `192.168.50.2` or
     /// `192.168.50.0/24` (IPv6 too); empty: any address.
     pub allowed_peers: Vec<PeerNet>,
+    /// `[dicom.tls]`: the port speaks DICOM over TLS only (builds with the
+    /// `tls` feature); absent: plain TCP.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[dicom.tls]`: PEM files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Our certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// CA certificates a sender's client certificate must chain to; absent:
+    /// no client certificate asked for (the allow-list still applies).
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Default for ScpConfig {
@@ -54,6 +72,7 @@ impl Default for ScpConfig {
             max_instance_bytes: crate::input::ValidateOptions::default().max_input_bytes,
             allowed_calling_ae_titles: Vec::new(),
             allowed_peers: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -97,6 +116,9 @@ impl ScpConfig {
         }
         if self.max_instance_bytes == 0 {
             return Err("dicom.max_instance_bytes must be at least 1".into());
+        }
+        if self.tls.is_some() && !cfg!(feature = "tls") {
+            return Err("dicom.tls: this build has no TLS support (cargo feature `tls`)".into());
         }
         Ok(())
     }

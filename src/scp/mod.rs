@@ -38,10 +38,12 @@ mod dimse;
 mod fd_limit;
 mod instance;
 mod listen;
+#[cfg(feature = "tls")]
+mod tls;
 mod watchdog;
 
 pub use allow::PeerNet;
-pub use config::ScpConfig;
+pub use config::{ScpConfig, TlsConfig};
 pub use dimse::StoreStatus;
 pub use fd_limit::{raise_fd_limit, WANTED_OPEN_FILES};
 
@@ -147,7 +149,14 @@ pub struct Scp {
     listener: TcpListener,
     config: ScpConfig,
     store: Arc<dyn InstanceStore>,
+    tls: TlsServer,
 }
+
+/// The TLS server settings when `[dicom.tls]` is set (and built in).
+#[cfg(feature = "tls")]
+type TlsServer = Option<Arc<rustls::ServerConfig>>;
+#[cfg(not(feature = "tls"))]
+type TlsServer = ();
 
 /// A running receiver; [`shutdown`](ScpHandle::shutdown) stops accepting and
 /// waits for the accept loop (open associations finish on their own threads).
@@ -161,6 +170,13 @@ impl Scp {
     /// Bind the listening socket. An address on no interface yet is bound
     /// all the same (see [`listen`]), with a warning.
     pub fn bind(config: ScpConfig, store: Arc<dyn InstanceStore>) -> std::io::Result<Scp> {
+        #[cfg(feature = "tls")]
+        let tls = match &config.tls {
+            Some(t) => Some(tls::server_config(t).map_err(std::io::Error::other)?),
+            None => None,
+        };
+        #[cfg(not(feature = "tls"))]
+        let tls = ();
         let (listener, early) = listen::listen_on(config.bind)?;
         if early {
             tracing::warn!(addr = %config.bind,
@@ -170,6 +186,7 @@ impl Scp {
             listener,
             config,
             store,
+            tls,
         })
     }
 
@@ -197,6 +214,15 @@ impl Scp {
     /// would then fail again at once: such a failure waits (10 ms, doubling
     /// up to a second) and is logged once per kind, not once per try.
     pub fn run(self, stop: &AtomicBool) {
+        let started =
+            accept::Shared::new(self.config.clone(), self.store.clone(), self.tls.clone())
+                .and_then(|shared| Ok((Arc::new(shared), accept::Refuser::spawn()?)));
+        let (shared, refuser) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                return tracing::error!(error = %e, "cannot start the DICOM receiver's threads")
+            }
+        };
         let config = &self.config;
         tracing::info!(
             ae_title = %config.ae_title,
@@ -210,14 +236,6 @@ impl Scp {
         if config.bind.ip().is_unspecified() && config.allowed_peers.is_empty() {
             tracing::warn!("listening on every interface with no allowed_peers: any host that can reach this port may send");
         }
-        let started = accept::Shared::new(self.config.clone(), self.store.clone())
-            .and_then(|shared| Ok((Arc::new(shared), accept::Refuser::spawn()?)));
-        let (shared, refuser) = match started {
-            Ok(s) => s,
-            Err(e) => {
-                return tracing::error!(error = %e, "cannot start the DICOM receiver's threads")
-            }
-        };
         let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
         let mut errors = LogLimiter::default();
         let mut last_failure = Instant::now();

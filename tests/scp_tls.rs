@@ -3,6 +3,8 @@
 //! tool: a test CA, the receiver's certificate for 127.0.0.1, a client
 //! certificate from that CA and one from another CA.
 
+use std::io::Write;
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 
@@ -96,11 +98,25 @@ fn storescu_over_mutual_tls_is_served_and_other_clients_are_not() {
             key: d.join("server.key"),
             client_ca: Some(d.join("ca.pem")),
         }),
+        max_associations: 1,
         ..ScpConfig::default()
     };
     let peer = start_with(StoreOptions { min_free_bytes: 0 }, config);
 
-    let out = storescu_tls(&peer, d, "xray", 1000);
+    // A peer that closes halfway through its ClientHello does not keep the
+    // one association slot (dicom-ul's TLS accept loop would spin on it).
+    let mut half = TcpStream::connect(peer.handle.local_addr()).unwrap();
+    half.write_all(&[0x16, 3, 1, 0, 100, 1, 0, 0, 96, 3, 3])
+        .unwrap();
+    drop(half);
+    let mut out = storescu_tls(&peer, d, "xray", 1000);
+    for _ in 0..20 {
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        out = storescu_tls(&peer, d, "xray", 1000);
+    }
     assert!(out.status.success(), "{}", text(&out));
     // A client certificate from another CA, and plain TCP, are refused.
     let out = storescu_tls(&peer, d, "rogue", 1001);

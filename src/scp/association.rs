@@ -105,6 +105,12 @@ fn serve(
     shared: &Shared,
     watch: &Watch,
 ) -> Result<(), AssociationError> {
+    #[cfg(feature = "tls")]
+    let tls = shared.tls.is_some();
+    #[cfg(not(feature = "tls"))]
+    let tls = false;
+    super::first_message::wait_whole(&stream, tls)
+        .map_err(|e| AssociationError::Establish(format!("no whole request: {e}")))?;
     let options = options(ip, shared);
     #[cfg(feature = "tls")]
     if let Some(tls) = &shared.tls {

@@ -36,6 +36,7 @@ mod association;
 mod config;
 mod dimse;
 mod fd_limit;
+mod first_message;
 mod instance;
 mod listen;
 #[cfg(feature = "tls")]

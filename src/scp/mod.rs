@@ -157,7 +157,7 @@ pub struct Scp {
 #[cfg(feature = "tls")]
 type TlsServer = Option<Arc<rustls::ServerConfig>>;
 #[cfg(not(feature = "tls"))]
-type TlsServer = ();
+type TlsServer = Option<std::convert::Infallible>;
 
 /// A running receiver; [`shutdown`](ScpHandle::shutdown) stops accepting and
 /// waits for the accept loop (open associations finish on their own threads).
@@ -177,7 +177,7 @@ impl Scp {
             None => None,
         };
         #[cfg(not(feature = "tls"))]
-        let tls = ();
+        let tls = None;
         let (listener, early) = listen::listen_on(config.bind)?;
         if early {
             tracing::warn!(addr = %config.bind,
@@ -215,9 +215,8 @@ impl Scp {
     /// would then fail again at once: such a failure waits (10 ms, doubling
     /// up to a second) and is logged once per kind, not once per try.
     pub fn run(self, stop: &AtomicBool) {
-        let started =
-            accept::Shared::new(self.config.clone(), self.store.clone(), self.tls.clone())
-                .and_then(|shared| Ok((Arc::new(shared), accept::Refuser::spawn()?)));
+        let started = accept::Shared::new(self.config.clone(), self.store.clone(), self.tls)
+            .and_then(|shared| Ok((Arc::new(shared), accept::Refuser::spawn()?)));
         let (shared, refuser) = match started {
             Ok(s) => s,
             Err(e) => {

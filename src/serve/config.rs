@@ -19,6 +19,10 @@
 //! association_timeout_s = 1800     # longest association
 //! max_instance_bytes = 150994944   # larger C-STOREs answered A700 (default 144 MiB)
 //! max_pdu_length = 16384
+//! # [dicom.tls]                    # DICOM over TLS only (build with the `tls` feature)
+//! # cert = "/etc/cxr-edge/tls/unit.pem"
+//! # key = "/etc/cxr-edge/tls/unit.key"
+//! # client_ca = "/etc/cxr-edge/tls/xray-ca.pem"   # optional: require client certificates
 //!
 //! [watch]
 //! dir = "/srv/cxr-drop"            # PNG, JPEG or DICOM files dropped here

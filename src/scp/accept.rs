@@ -17,7 +17,7 @@ use dicom_ul::pdu::{
 };
 use dicom_ul::Pdu;
 
-use super::allow::{peer_allowed, RefusalLog};
+use super::allow::{peer_allowed, PeerLog};
 use super::watchdog::Watchdog;
 use super::{association, InstanceStore, ScpConfig, TlsServer};
 
@@ -25,7 +25,7 @@ use super::{association, InstanceStore, ScpConfig, TlsServer};
 pub(super) struct Shared {
     pub config: ScpConfig,
     pub store: Arc<dyn InstanceStore>,
-    pub log: RefusalLog,
+    pub log: PeerLog,
     pub watchdog: Watchdog,
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub tls: TlsServer,
@@ -42,7 +42,7 @@ impl Shared {
         Ok(Shared {
             config,
             store,
-            log: RefusalLog::default(),
+            log: PeerLog::default(),
             watchdog: Watchdog::spawn(period)?,
             tls,
             open: Arc::new(AtomicUsize::new(0)),
@@ -139,11 +139,11 @@ pub(super) fn dispatch(
     };
     let config = &shared.config;
     if !peer_allowed(config, peer.ip()) {
-        shared.log.refused(
+        shared.log.warn(
             &peer.ip().to_string(),
+            ("", ""),
+            "association refused: peer address not on the allow-list",
             "",
-            "",
-            "peer address not on the allow-list",
         );
         let rj = rejection(
             AssociationRJResult::Permanent,
@@ -153,11 +153,11 @@ pub(super) fn dispatch(
         return Ok(());
     }
     let Some(slot) = Slot::take(&shared.open, config.max_associations) else {
-        shared.log.refused(
+        shared.log.warn(
             &peer.ip().to_string(),
+            ("", ""),
+            "association refused: busy, max_associations are open",
             "",
-            "",
-            "busy: max_associations are open",
         );
         let rj = rejection(
             AssociationRJResult::Transient,

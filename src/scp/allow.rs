@@ -107,7 +107,7 @@ pub(super) fn peer_allowed(config: &ScpConfig, ip: IpAddr) -> bool {
 pub(super) struct Gate<'a> {
     pub config: &'a ScpConfig,
     pub peer: String,
-    pub refusals: &'a RefusalLog,
+    pub log: &'a PeerLog,
 }
 
 impl AccessControl for Gate<'_> {
@@ -124,17 +124,17 @@ impl AccessControl for Gate<'_> {
         let (reason, why) = if called != this_ae_title.trim() {
             (
                 AssociationRJServiceUserReason::CalledAETitleNotRecognized,
-                "called AE title is not ours",
+                "association refused: called AE title is not ours",
             )
         } else if !allowed.is_empty() && !allowed.iter().any(|a| a.trim() == calling) {
             (
                 AssociationRJServiceUserReason::CallingAETitleNotRecognized,
-                "calling AE title not on the allow-list",
+                "association refused: calling AE title not on the allow-list",
             )
         } else {
             return Ok(());
         };
-        self.refusals.refused(&self.peer, calling, called, why);
+        self.log.warn(&self.peer, (calling, called), why, "");
         Err(reason)
     }
 }
@@ -142,20 +142,22 @@ impl AccessControl for Gate<'_> {
 /// Most distinct refusals remembered; past it they are counted together.
 const REMEMBERED: usize = 256;
 
-/// Logs a refusal the first time a (peer, titles, reason) is seen and then
-/// at most once per [`REMIND_EVERY`] with the count since, so a peer retrying
-/// every second, or a scan of the port, cannot flood the log.
+/// Logs a refusal, or an association's failure, the first time a (peer,
+/// titles, what) is seen and then at most once per [`REMIND_EVERY`] with the
+/// count since, so a peer retrying every second, or a scan of the port,
+/// cannot flood the log. `what` is stable (it names the fault); `detail`
+/// (an error's text) is logged with it but not compared.
 #[derive(Default)]
-pub struct RefusalLog {
+pub struct PeerLog {
     seen: Mutex<HashMap<String, (Instant, u64)>>,
 }
 
-impl RefusalLog {
-    pub fn refused(&self, peer: &str, calling: &str, called: &str, why: &str) {
+impl PeerLog {
+    pub fn warn(&self, peer: &str, (calling, called): (&str, &str), what: &str, detail: &str) {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let mut key = format!("{peer} {calling} {called} {why}");
+        let mut key = format!("{peer} {calling} {called} {what}");
         if seen.len() >= REMEMBERED && !seen.contains_key(&key) {
-            key = format!("(more peers) {why}");
+            key = format!("(more peers) {what}");
         }
         let now = Instant::now();
         let entry = seen.entry(key).or_insert((now - REMIND_EVERY * 2, 0));
@@ -163,7 +165,7 @@ impl RefusalLog {
         if now.duration_since(entry.0) >= REMIND_EVERY {
             let repeats = entry.1 - 1;
             *entry = (now, 0);
-            tracing::warn!(peer, calling, called, repeats, "association refused: {why}");
+            tracing::warn!(peer, calling, called, repeats, detail, "{what}");
         }
     }
 }

@@ -41,9 +41,9 @@ impl AssociationError {
     fn kind(&self) -> &'static str {
         match self {
             AssociationError::Establish(_) => "association not established",
-            AssociationError::Receive(_) => "receive failed",
-            AssociationError::Send(_) => "send failed",
-            AssociationError::BadCommand(_) => "malformed DIMSE command",
+            AssociationError::Receive(_) => "association ended: receive failed",
+            AssociationError::Send(_) => "association ended: send failed",
+            AssociationError::BadCommand(_) => "association ended: malformed DIMSE command",
         }
     }
 }
@@ -52,19 +52,15 @@ impl AssociationError {
 pub(super) fn serve_stream(stream: TcpStream, peer: SocketAddr, shared: &Shared, watch: &Watch) {
     let ip = peer.ip().to_string();
     let result = serve(stream, &ip, shared, watch);
-    match (result, watch.expired()) {
-        (_, Some(Expired::Idle)) => shared.log.refused(&ip, "", "", "closed: idle timeout"),
-        (_, Some(Expired::Deadline)) => {
-            shared
-                .log
-                .refused(&ip, "", "", "closed: association deadline")
-        }
-        (Err(AssociationError::Establish(e)), None) if e.contains("rejected") => {} // logged by the gate
-        (Err(e), None) => shared
-            .log
-            .refused(&ip, "", "", &format!("{}: {e}", e.kind())),
-        (Ok(()), None) => {}
-    }
+    let what = match (&result, watch.expired()) {
+        (_, Some(Expired::Idle)) => "association closed: idle timeout",
+        (_, Some(Expired::Deadline)) => "association closed: association deadline",
+        (Err(AssociationError::Establish(e)), None) if e.contains("rejected") => return,
+        (Err(e), None) => e.kind(),
+        (Ok(()), None) => return,
+    };
+    let detail = result.err().map(|e| e.to_string()).unwrap_or_default();
+    shared.log.warn(&ip, ("", ""), what, &detail);
 }
 
 fn options<'a>(
@@ -76,7 +72,7 @@ fn options<'a>(
     let gate = Gate {
         config,
         peer: ip.to_string(),
-        refusals: &shared.log,
+        log: &shared.log,
     };
     let mut options = ServerAssociationOptions::new()
         .ae_access_control(gate)

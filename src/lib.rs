@@ -36,3 +36,4 @@ pub mod sink;
 pub mod store;
 pub mod systemd;
 pub mod text;
+pub mod view_check;

@@ -53,6 +53,7 @@ fn manifest(config: &ModelConfig) -> Manifest {
         onnx_encoder: String::new(),
         onnx_decoder: String::new(),
         parity: String::new(),
+        view_check: None,
         files: BTreeMap::new(),
         provenance: serde_json::Value::Null,
         metrics: serde_json::Value::Null,
@@ -266,4 +267,65 @@ fn reports_are_reproducible() {
         (&a.impression, &a.findings, &a.heatmap),
         (&b.impression, &b.findings, &b.heatmap)
     );
+}
+
+/// A view check centred on features of 1 with unit variance: the fake's
+/// all-zero grid lies at distance 1 from it.
+fn view_check(c: &ModelConfig, threshold: f32) -> cxr_edge::view_check::ViewCheck {
+    let d = 4 * c.grid_channels();
+    let mut whiten = vec![0.0; d * d];
+    (0..d).for_each(|i| whiten[i * d + i] = 1.0);
+    cxr_edge::view_check::ViewCheck {
+        feature: cxr_edge::view_check::FEATURE.into(),
+        mean: vec![1.0; d],
+        whiten,
+        threshold,
+        provenance: serde_json::Value::Null,
+    }
+}
+
+#[test]
+fn the_view_check_refuses_unlike_films_unless_forced() {
+    let (v, c) = (vocab(), config(&vocab()));
+    let strict = reporter(scripted(&v, &c), &c, &ReporterOptions::default())
+        .with_view_check(view_check(&c, 0.5))
+        .unwrap();
+    let e = strict.report(&radiograph("test://knee")).unwrap_err();
+    match &e {
+        ReportError::Input(cxr_edge::input::InputError::NotChestFilm { refusal, .. }) => {
+            assert_eq!(refusal.code(), "unlike-frontal-chest")
+        }
+        other => panic!("expected a refusal, got {other}"),
+    }
+    assert!(e.to_string().starts_with("test://knee:"), "{e}");
+    assert!(e.to_string().contains("distance 1.00, limit 0.50"), "{e}");
+
+    let lenient = reporter(scripted(&v, &c), &c, &ReporterOptions::default())
+        .with_view_check(view_check(&c, 1.5))
+        .unwrap();
+    assert_eq!(
+        lenient
+            .report(&radiograph("test://chest"))
+            .unwrap()
+            .impression,
+        "heart size normal"
+    );
+
+    let forced = ReporterOptions {
+        force: true,
+        ..ReporterOptions::default()
+    };
+    let forced = reporter(scripted(&v, &c), &c, &forced)
+        .with_view_check(view_check(&c, 0.5))
+        .unwrap();
+    assert!(forced.report(&radiograph("test://knee")).is_ok());
+
+    // Statistics fitted on another encoder are refused when the bundle opens.
+    let mut wrong = view_check(&c, 1.0);
+    wrong.mean.pop();
+    let e = reporter(scripted(&v, &c), &c, &ReporterOptions::default())
+        .with_view_check(wrong)
+        .err()
+        .unwrap();
+    assert!(e.contains("features"), "{e}");
 }

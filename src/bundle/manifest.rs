@@ -111,6 +111,9 @@ pub struct Manifest {
     pub onnx_decoder: String,
     /// Inputs and expected outputs ([`super::Parity`]).
     pub parity: String,
+    /// The pixel-based frontal-chest check ([`crate::view_check`]), if fitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_check: Option<String>,
     /// Every other file of the bundle, by name.
     pub files: BTreeMap<String, FileEntry>,
     /// Training data provenance (free JSON from the trainer).
@@ -154,6 +157,9 @@ impl Manifest {
         for a in &self.artefacts {
             names.push(&a.encoder);
             names.push(&a.decoder);
+        }
+        if let Some(v) = &self.view_check {
+            names.push(v);
         }
         names
     }

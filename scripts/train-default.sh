@@ -33,3 +33,6 @@ python3 scripts/photographs.py "$photos"
   --nih "$data/nih-cxr14" --not-frontal "$data/not-frontal-chest" \
   --extra "$photos/photograph_grey" --extra "$photos/photograph_colour" \
   --write --eval-out models/cxr-attn128-v1/view-check-eval.json
+# Hedging bands for the impression, chosen on the validation half; agreement measured.
+"$CARGO_TARGET_DIR/release/cxr-edge" consistency --model models/cxr-attn128-v1 \
+  --nih "$data/nih-cxr14" --write --eval-out models/cxr-attn128-v1/consistency-eval.json

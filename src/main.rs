@@ -43,6 +43,8 @@ enum Command {
     Serve(cli::serve::Args),
     /// Fit and measure the bundle's pixel-based frontal-chest check.
     ViewCheck(cli::view_check::Args),
+    /// Measure whether impressions state exactly the flagged findings; choose hedging bands.
+    Consistency(cli::consistency::Args),
 }
 
 fn run() -> anyhow::Result<()> {
@@ -55,6 +57,7 @@ fn run() -> anyhow::Result<()> {
         Command::Precision(args) => cli::precision::run(args),
         Command::Serve(args) => cli::serve::run(args),
         Command::ViewCheck(args) => cli::view_check::run(args),
+        Command::Consistency(args) => cli::consistency::run(args),
     }
 }
 

@@ -101,11 +101,16 @@ pub enum ReportError {
     },
 }
 
-/// What one study costs, beyond the report itself (for `bench`).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// What one study costs beyond the report itself (for `bench`), and what the
+/// decoder wrote before the impression was made consistent with the flags.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Stats {
     pub decoder_steps: usize,
     pub tokens: usize,
+    /// The decoder's own text.
+    pub generated: String,
+    /// Whether the impression is that text or was composed from the flags.
+    pub source: Option<crate::impression::Source>,
 }
 
 pub struct Reporter {
@@ -115,6 +120,8 @@ pub struct Reporter {
     preprocess: PreprocessOptions,
     decode: DecodeOptions,
     thresholds: [f32; Observation::COUNT],
+    /// Scores from which a flagged finding is stated without hedging.
+    definite: [Option<f32>; Observation::COUNT],
     model_id: String,
     bundle_hash: String,
     view_check: Option<ViewCheck>,
@@ -247,10 +254,10 @@ impl Reporter {
         }
         .with_strategy(strategy);
         let mut thresholds = [DEFAULT_THRESHOLD; Observation::COUNT];
-        for o in Observation::ALL {
-            if let Some(t) = manifest.threshold(o) {
-                thresholds[o.index()] = t;
-            }
+        let mut definite = [None; Observation::COUNT];
+        for t in &manifest.observations {
+            thresholds[t.observation.index()] = t.threshold;
+            definite[t.observation.index()] = t.definite;
         }
         Ok(Reporter {
             runtime,
@@ -259,6 +266,7 @@ impl Reporter {
             preprocess: manifest.preprocess.clone(),
             decode,
             thresholds,
+            definite,
             model_id: manifest.model_id.clone(),
             bundle_hash,
             view_check: None,
@@ -322,10 +330,10 @@ impl Reporter {
                     source,
                 }
             })?;
-        let impression = self.vocab.decode(&decoded.tokens);
+        let generated = self.vocab.decode(&decoded.tokens);
         let decoder_ms = ms(t);
 
-        let findings = Observation::ALL
+        let findings: Vec<Finding> = Observation::ALL
             .into_iter()
             .map(|o| {
                 let score = sigmoid(encoded.findings[o.index()]);
@@ -338,6 +346,8 @@ impl Reporter {
                 }
             })
             .collect();
+        let impression = crate::impression::compose(&generated, &findings, &self.definite);
+        tracing::debug!(input, generated, source = ?impression.source, "impression");
         let side = self.model.grid_side();
         let heatmap = match self.model.decoder {
             DecoderKind::Attention => decoded
@@ -349,10 +359,12 @@ impl Reporter {
         let stats = Stats {
             decoder_steps: decoded.steps,
             tokens: decoded.tokens.len(),
+            generated,
+            source: Some(impression.source),
         };
         let report = Report {
             study: radiograph.info.clone(),
-            impression,
+            impression: impression.text,
             findings,
             heatmap,
             timings: Timings {

@@ -80,6 +80,10 @@ pub struct VocabEntry {
 pub struct ObservationThreshold {
     pub observation: Observation,
     pub threshold: f32,
+    /// Score from which a flagged finding is stated without hedging, chosen on
+    /// validation films (`cxr-edge consistency --write`); absent: always hedged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definite: Option<f32>,
 }
 
 /// A file of the bundle.

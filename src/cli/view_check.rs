@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use cxr_edge::corpus::{split_of, Split};
 use cxr_edge::input::{self, InputError, Radiograph, ValidateOptions};
+use cxr_edge::nih::Holdout;
 use cxr_edge::reporter::{Reporter, ReporterOptions};
 use cxr_edge::view_check::fit::{quantile, Gaussian};
 use cxr_edge::view_check::ViewCheck;
@@ -64,16 +64,8 @@ struct Film {
     group: Group,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-enum Group {
-    /// Fits the statistics.
-    Fit,
-    /// Chooses the threshold (frontal) or is looked at while developing.
-    Validation,
-    /// Scored once.
-    Test,
-}
+/// The training split fits; validation chooses; test is scored once.
+type Group = Holdout;
 
 /// What happened to one film.
 struct Measured {
@@ -102,27 +94,14 @@ impl Measured {
     }
 }
 
-fn half(key: &str) -> Group {
-    match split_of(&format!("view-check-{key}"), 50) {
-        Split::Val => Group::Validation,
-        Split::Train => Group::Test,
-    }
-}
-
 fn frontal_films(args: &Args) -> anyhow::Result<Vec<Film>> {
     let images = cxr_edge::nih::read_labels(&args.nih)?;
     Ok(images
         .into_iter()
-        .map(|i| {
-            let group = match split_of(&format!("nih-patient-{}", i.patient), args.val_percent) {
-                Split::Train => Group::Fit,
-                Split::Val => half(&i.patient),
-            };
-            Film {
-                path: i.path,
-                kind: "frontal_chest".into(),
-                group,
-            }
+        .map(|i| Film {
+            group: Holdout::of_patient(&i.patient, args.val_percent),
+            path: i.path,
+            kind: "frontal_chest".into(),
         })
         .collect())
 }
@@ -145,7 +124,7 @@ fn not_frontal_films(args: &Args) -> anyhow::Result<Vec<Film>> {
         films.push(Film {
             path: args.not_frontal.join(&row[file]),
             kind: row[kind].to_string(),
-            group: half(&row[group]),
+            group: Holdout::of_group(&row[group]),
         });
     }
     for dir in &args.extra {
@@ -160,7 +139,7 @@ fn not_frontal_films(args: &Args) -> anyhow::Result<Vec<Film>> {
             .collect();
         entries.sort();
         films.extend(entries.into_iter().map(|path| Film {
-            group: half(&path.display().to_string()),
+            group: Holdout::of_group(&path.display().to_string()),
             path,
             kind: kind.clone(),
         }));
@@ -401,13 +380,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let fit_rows: Vec<Vec<f32>> = frontal
         .iter()
-        .filter(|f| f.group == Group::Fit)
+        .filter(|f| f.group == Group::Train)
         .filter_map(|f| features(&reporter, &f.path))
         .collect();
     let gaussian = Gaussian::fit(&fit_rows).context("fitting the view check")?;
     let held_out: Vec<Film> = frontal
         .into_iter()
-        .filter(|f| f.group != Group::Fit)
+        .filter(|f| f.group != Group::Train)
         .collect();
     let mut measured = measure(&reporter, &gaussian, &held_out);
     let val: Vec<f64> = measured

@@ -20,7 +20,10 @@ use cxr_edge::impression::{self, Source};
 use cxr_edge::input::{self, ValidateOptions};
 use cxr_edge::nih::{self, Holdout, NihImage};
 use cxr_edge::reporter::{Reporter, ReporterOptions};
+use cxr_edge::corpus::pairing;
+use cxr_edge::metrics;
 use cxr_edge::Observation;
+use rand::SeedableRng;
 use serde::Serialize;
 
 #[derive(clap::Args)]
@@ -44,6 +47,14 @@ pub struct Args {
     /// Write the evaluation here as JSON.
     #[arg(long)]
     pub eval_out: Option<PathBuf>,
+    /// IU reports (`ecgen-radiology/`): score BLEU, ROUGE-L and CIDEr-D of the
+    /// decoder's text and of the shown impression against findings-matched
+    /// references, picked as the trainer's validation does.
+    #[arg(long)]
+    pub reports: Option<PathBuf>,
+    /// Words a reference keeps (the trainer's `max_words`).
+    #[arg(long, default_value_t = 38)]
+    pub max_words: usize,
 }
 
 /// One film's outcome.
@@ -52,6 +63,7 @@ struct Read {
     labels: [bool; Observation::COUNT],
     scores: [f32; Observation::COUNT],
     flagged: Vec<Observation>,
+    generated: String,
     generated_raised: Vec<Observation>,
     shown: String,
     shown_raised: Vec<Observation>,
@@ -84,6 +96,7 @@ fn read_one(reporter: &Reporter, image: &NihImage, group: Holdout) -> anyhow::Re
             })
             .collect(),
         generated_raised: impression::raised(&stats.generated),
+        generated: stats.generated,
         shown_raised: impression::raised(&report.impression),
         shown: report.impression,
         composed: stats.source == Some(Source::Composed),
@@ -124,14 +137,31 @@ struct GroupEval {
     group: Holdout,
     generated: Agreement,
     shown: Agreement,
+    /// Text metrics against findings-matched references (with `--reports`).
+    generated_text: Option<metrics::Scores>,
+    shown_text: Option<metrics::Scores>,
     composed_share: f64,
     distinct_impressions: usize,
     commonest_impression: String,
     commonest_share: f64,
 }
 
-fn evaluate(reads: &[Read], group: Holdout) -> GroupEval {
-    let rs: Vec<&Read> = reads.iter().filter(|r| r.group == group).collect();
+fn evaluate(reads: &[Read], group: Holdout, refs: Option<&[String]>) -> anyhow::Result<GroupEval> {
+    let picked: Vec<(&Read, Option<&String>)> = reads
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.group == group)
+        .map(|(i, r)| (r, refs.map(|refs| &refs[i])))
+        .collect();
+    let rs: Vec<&Read> = picked.iter().map(|(r, _)| *r).collect();
+    let score = |text: &dyn Fn(&Read) -> String| -> anyhow::Result<Option<metrics::Scores>> {
+        if refs.is_none() {
+            return Ok(None);
+        }
+        let candidates: Vec<String> = rs.iter().map(|r| text(r)).collect();
+        let references: Vec<String> = picked.iter().filter_map(|(_, t)| t.cloned()).collect();
+        Ok(Some(metrics::evaluate(&candidates, &references)?))
+    };
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for r in &rs {
         *counts.entry(r.shown.as_str()).or_default() += 1;
@@ -142,15 +172,60 @@ fn evaluate(reads: &[Read], group: Holdout) -> GroupEval {
         .map(|(t, n)| (t.to_string(), *n))
         .unwrap_or_default();
     let films = rs.len().max(1) as f64;
-    GroupEval {
+    Ok(GroupEval {
         group,
         generated: agreement(&rs, |r| &r.generated_raised),
         shown: agreement(&rs, |r| &r.shown_raised),
+        generated_text: score(&|r| r.generated.clone())?,
+        shown_text: score(&|r| r.shown.clone())?,
         composed_share: rs.iter().filter(|r| r.composed).count() as f64 / films,
         distinct_impressions: counts.len(),
         commonest_impression: commonest,
         commonest_share: n as f64 / films,
+    })
+}
+
+/// One findings-matched reference per read film: an IU validation-split
+/// impression whose labeller findings match the film's NIH labels (nearest
+/// label set when none matches), picked with the trainer's seed in film order.
+fn references(args: &Args, reads: &[Read]) -> anyhow::Result<Option<Vec<String>>> {
+    let Some(dir) = &args.reports else {
+        return Ok(None);
+    };
+    let collection = cxr_edge::corpus::load(dir)
+        .with_context(|| format!("loading reports from {}", dir.display()))?;
+    let texts: Vec<(String, pairing::Mask)> = collection
+        .studies
+        .iter()
+        .filter(|s| cxr_edge::corpus::split_of(&s.uid, args.val_percent) == cxr_edge::corpus::Split::Val)
+        .filter_map(|s| s.impression.as_deref().filter(|t| !t.trim().is_empty()))
+        .map(|imp| {
+            let text = cxr_edge::text::normalize(imp, cxr_edge::text::Preset::Seed)
+                .split_whitespace()
+                .take(args.max_words)
+                .collect::<Vec<_>>()
+                .join(" ");
+            (text, pairing::mask_from_text(imp))
+        })
+        .filter(|(t, _)| !t.is_empty())
+        .collect();
+    let masks: Vec<pairing::Mask> = texts.iter().map(|(_, m)| *m).collect();
+    let pool = pairing::ReportPool::new(&masks);
+    if pool.is_empty() {
+        bail!("{}: no validation-split impressions", dir.display());
     }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    Ok(Some(
+        reads
+            .iter()
+            .map(|r| {
+                let (i, _) = pool
+                    .pick(pairing::mask_from_labels(&r.labels), &mut rng)
+                    .expect("non-empty pool");
+                texts[i].0.clone()
+            })
+            .collect(),
+    ))
 }
 
 /// Fewest validation films a band's precision may rest on.
@@ -248,6 +323,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         reporter = open()?;
         reads = read_all(&reporter)?;
     }
+    let refs = references(&args, &reads)?;
     let eval = Evaluation {
         model_id: reporter.model_id().to_string(),
         definite_ppv: args.definite_ppv,
@@ -256,8 +332,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|o| (o.key().to_string(), chosen[o.index()]))
             .collect(),
         groups: vec![
-            evaluate(&reads, Holdout::Validation),
-            evaluate(&reads, Holdout::Test),
+            evaluate(&reads, Holdout::Validation, refs.as_deref())?,
+            evaluate(&reads, Holdout::Test, refs.as_deref())?,
         ],
     };
     print(&eval);
@@ -293,5 +369,11 @@ fn print(eval: &Evaluation) {
             g.commonest_share * 100.0,
             g.commonest_impression
         );
+        if let (Some(a), Some(b)) = (&g.generated_text, &g.shown_text) {
+            println!(
+                "  vs findings-matched references: decoder text BLEU-1 {:.3} BLEU-4 {:.3} ROUGE-L {:.3} CIDEr-D {:.3}; shown BLEU-1 {:.3} BLEU-4 {:.3} ROUGE-L {:.3} CIDEr-D {:.3}",
+                a.bleu[0], a.bleu[3], a.rouge_l, a.cider_d, b.bleu[0], b.bleu[3], b.rouge_l, b.cider_d
+            );
+        }
     }
 }

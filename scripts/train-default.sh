@@ -35,4 +35,5 @@ python3 scripts/photographs.py "$photos"
   --write --eval-out models/cxr-attn128-v1/view-check-eval.json
 # Hedging bands for the impression, chosen on the validation half; agreement measured.
 "$CARGO_TARGET_DIR/release/cxr-edge" consistency --model models/cxr-attn128-v1 \
-  --nih "$data/nih-cxr14" --write --eval-out models/cxr-attn128-v1/consistency-eval.json
+  --nih "$data/nih-cxr14" --reports "$data/iu-xray/ecgen-radiology" \
+  --write --eval-out models/cxr-attn128-v1/consistency-eval.json

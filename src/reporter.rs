@@ -14,6 +14,7 @@ use thiserror::Error;
 
 use crate::bundle::{self, Bundle, BundleError, Manifest, Precision};
 use crate::decode::{self, DecodeError, DecodeOptions, Strategy};
+use crate::impression::SentenceBank;
 use crate::input::{self, InputError, Radiograph, ValidateOptions};
 use crate::model_config::{DecoderKind, ModelConfig};
 use crate::preprocess::PreprocessOptions;
@@ -125,6 +126,8 @@ pub struct Reporter {
     model_id: String,
     bundle_hash: String,
     view_check: Option<ViewCheck>,
+    /// Real impressions' sentences to state flagged findings with.
+    bank: Option<SentenceBank>,
     force: bool,
 }
 
@@ -160,6 +163,10 @@ impl Reporter {
             Some(file) => Some(ViewCheck::load(&bundle.path(file))?),
             None => None,
         };
+        let bank = match &m.impression_bank {
+            Some(file) => Some(SentenceBank::load(&bundle.path(file))?),
+            None => None,
+        };
         let reporter =
             Self::from_parts(wrap(runtime), m, vocab, hash, options).map_err(|e| match e {
                 ReporterError::Mismatch { message, .. } => ReporterError::Mismatch {
@@ -168,6 +175,7 @@ impl Reporter {
                 },
                 other => other,
             })?;
+        let reporter = reporter.with_sentence_bank(bank);
         match view_check {
             Some(check) => {
                 reporter
@@ -193,6 +201,12 @@ impl Reporter {
         }
         self.view_check = Some(check);
         Ok(self)
+    }
+
+    /// State flagged findings with sentences from `bank` (see [`crate::impression`]).
+    pub fn with_sentence_bank(mut self, bank: Option<SentenceBank>) -> Reporter {
+        self.bank = bank;
+        self
     }
 
     /// The bundle's view check, if it has one.
@@ -270,6 +284,7 @@ impl Reporter {
             model_id: manifest.model_id.clone(),
             bundle_hash,
             view_check: None,
+            bank: None,
             force: options.force,
         })
     }
@@ -346,7 +361,8 @@ impl Reporter {
                 }
             })
             .collect();
-        let impression = crate::impression::compose(&generated, &findings, &self.definite);
+        let impression =
+            crate::impression::compose(&generated, &findings, &self.definite, self.bank.as_ref());
         tracing::debug!(input, generated, source = ?impression.source, "impression");
         let side = self.model.grid_side();
         let heatmap = match self.model.decoder {

@@ -56,6 +56,7 @@ fn manifest(config: &ModelConfig) -> Manifest {
         onnx_decoder: String::new(),
         parity: String::new(),
         view_check: None,
+        impression_bank: None,
         files: BTreeMap::new(),
         provenance: serde_json::Value::Null,
         metrics: serde_json::Value::Null,

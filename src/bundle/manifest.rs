@@ -118,6 +118,10 @@ pub struct Manifest {
     /// The pixel-based frontal-chest check ([`crate::view_check`]), if fitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub view_check: Option<String>,
+    /// Sentences of real impressions the device states findings with
+    /// ([`crate::impression::SentenceBank`]), if built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impression_bank: Option<String>,
     /// Every other file of the bundle, by name.
     pub files: BTreeMap<String, FileEntry>,
     /// Training data provenance (free JSON from the trainer).
@@ -164,6 +168,9 @@ impl Manifest {
         }
         if let Some(v) = &self.view_check {
             names.push(v);
+        }
+        if let Some(b) = &self.impression_bank {
+            names.push(b);
         }
         names
     }

@@ -10,18 +10,19 @@
 //! - with `--write`, the confidence bands: per finding, the lowest score at or
 //!   above its threshold from which at least `--definite-ppv` of the validation
 //!   films scoring that high carry the finding's label (stated without hedging
-//!   from there; hedged below; always hedged if no score gets there).
+//!   from there; hedged below; always hedged if no score gets there), and with
+//!   `--reports` the sentence bank from the training split of the IU impressions.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use cxr_edge::corpus::pairing;
 use cxr_edge::impression::{self, Source};
 use cxr_edge::input::{self, ValidateOptions};
+use cxr_edge::metrics;
 use cxr_edge::nih::{self, Holdout, NihImage};
 use cxr_edge::reporter::{Reporter, ReporterOptions};
-use cxr_edge::corpus::pairing;
-use cxr_edge::metrics;
 use cxr_edge::Observation;
 use rand::SeedableRng;
 use serde::Serialize;
@@ -185,6 +186,31 @@ fn evaluate(reads: &[Read], group: Holdout, refs: Option<&[String]>) -> anyhow::
     })
 }
 
+/// The sentence bank from the training split of the IU impressions (the
+/// references come from the validation split).
+fn sentence_bank(args: &Args) -> anyhow::Result<Option<impression::SentenceBank>> {
+    let Some(dir) = &args.reports else {
+        return Ok(None);
+    };
+    let collection = cxr_edge::corpus::load(dir)
+        .with_context(|| format!("loading reports from {}", dir.display()))?;
+    let train: Vec<&str> = collection
+        .studies
+        .iter()
+        .filter(|s| {
+            cxr_edge::corpus::split_of(&s.uid, args.val_percent) == cxr_edge::corpus::Split::Train
+        })
+        .filter_map(|s| s.impression.as_deref())
+        .collect();
+    let provenance = format!(
+        "{} training-split IU impressions of {} ({} % validation by study)",
+        train.len(),
+        dir.display(),
+        args.val_percent
+    );
+    Ok(Some(impression::SentenceBank::build(train, provenance)))
+}
+
 /// One findings-matched reference per read film: an IU validation-split
 /// impression whose labeller findings match the film's NIH labels (nearest
 /// label set when none matches), picked with the trainer's seed in film order.
@@ -197,7 +223,9 @@ fn references(args: &Args, reads: &[Read]) -> anyhow::Result<Option<Vec<String>>
     let texts: Vec<(String, pairing::Mask)> = collection
         .studies
         .iter()
-        .filter(|s| cxr_edge::corpus::split_of(&s.uid, args.val_percent) == cxr_edge::corpus::Split::Val)
+        .filter(|s| {
+            cxr_edge::corpus::split_of(&s.uid, args.val_percent) == cxr_edge::corpus::Split::Val
+        })
         .filter_map(|s| s.impression.as_deref().filter(|t| !t.trim().is_empty()))
         .map(|imp| {
             let text = cxr_edge::text::normalize(imp, cxr_edge::text::Preset::Seed)
@@ -320,6 +348,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let path = dir.join(cxr_edge::bundle::MANIFEST);
         std::fs::write(&path, serde_json::to_vec_pretty(&manifest)?)
             .with_context(|| format!("writing {}", path.display()))?;
+        if let Some(bank) = sentence_bank(&args)? {
+            cxr_edge::bundle::attach_impression_bank(&dir, &bank)?;
+        }
         reporter = open()?;
         reads = read_all(&reporter)?;
     }

@@ -47,7 +47,10 @@ pub fn val_references<'a>(
             Some(i) => &reports[i],
             None => {
                 let (i, _) = pool
-                    .pick(cxr_edge::corpus::pairing::mask_from_labels(&s.labels), &mut rng)
+                    .pick(
+                        cxr_edge::corpus::pairing::mask_from_labels(&s.labels),
+                        &mut rng,
+                    )
                     .expect("non-empty validation pool");
                 &reports[i]
             }

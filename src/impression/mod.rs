@@ -12,9 +12,17 @@
 //! hedged ("possible", "cannot exclude") between the threshold and that score,
 //! and hedged throughout when no band was chosen, so the text never claims more
 //! certainty than the validation films support. A film with no flag reads as
-//! normal.
+//! normal. Each sentence comes from the bundle's [`SentenceBank`] of real
+//! impressions where it has one for that finding and band (the one closest in
+//! wording to the decoder's text), else from a fixed phrase ([`sentence`]); the
+//! result is read back, and a composition the labeller does not read as
+//! exactly the flags (in their bands) falls back to the fixed phrases.
 
-use crate::labeller;
+pub mod bank;
+
+pub use bank::SentenceBank;
+
+use crate::labeller::{self, Mention};
 use crate::report::Finding;
 use crate::Observation;
 
@@ -78,6 +86,7 @@ pub fn compose(
     model_text: &str,
     findings: &[Finding],
     definite: &[Option<f32>; Observation::COUNT],
+    bank: Option<&SentenceBank>,
 ) -> Impression {
     let flags = flagged(findings);
     let hedged_any = findings.iter().any(|f| f.flagged && is_hedged(f, definite));
@@ -91,24 +100,57 @@ pub fn compose(
             source: Source::Model,
         };
     }
-    let mut stated: Vec<&Finding> = findings
+    let mut stated: Vec<(Observation, bool, f32)> = findings
         .iter()
         .filter(|f| f.flagged && f.observation != Observation::NoFinding)
+        .map(|f| (f.observation, is_hedged(f, definite), f.score))
         .collect();
-    stated.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let text = if stated.is_empty() {
-        NORMAL.to_string()
-    } else {
-        stated
-            .iter()
-            .map(|f| sentence(f.observation, is_hedged(f, definite)))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    stated.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let whole = bank.and_then(|b| {
+        let key = bank::whole_key(stated.iter().map(|&(o, h, _)| (o, h)));
+        b.pick_whole(&key, model_text).map(str::to_string)
+    });
+    let text = whole
+        .into_iter()
+        .chain(
+            [bank, None]
+                .into_iter()
+                .map(|bank| write(&stated, bank, model_text)),
+        )
+        .find(|text| reads_as(text, &stated))
+        .unwrap_or_else(|| write(&stated, None, model_text));
     Impression {
         text,
         source: Source::Composed,
     }
+}
+
+/// One sentence per stated finding (from `bank` when it has one, else the
+/// fixed phrase), or a normal impression.
+fn write(stated: &[(Observation, bool, f32)], bank: Option<&SentenceBank>, like: &str) -> String {
+    let choose = |o: Option<Observation>, hedged: bool| bank.and_then(|b| b.pick(o, hedged, like));
+    if stated.is_empty() {
+        return choose(None, false).unwrap_or(NORMAL).to_string();
+    }
+    stated
+        .iter()
+        .map(|&(o, hedged, _)| choose(Some(o), hedged).unwrap_or(sentence(o, hedged)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether the labeller reads `text` as exactly the stated findings, each in its
+/// band (uncertain when hedged, positive when definite).
+fn reads_as(text: &str, stated: &[(Observation, bool, f32)]) -> bool {
+    let labels = labeller::label(text);
+    Observation::FINDINGS.into_iter().all(|o| {
+        let m = labels.mention(o);
+        match stated.iter().find(|s| s.0 == o) {
+            Some(&(_, true, _)) => m == Mention::Uncertain,
+            Some(&(_, false, _)) => m == Mention::Positive,
+            None => !m.is_raised(),
+        }
+    })
 }
 
 fn is_hedged(f: &Finding, definite: &[Option<f32>; Observation::COUNT]) -> bool {
@@ -202,22 +244,23 @@ mod tests {
             "cardiomegaly without acute pulmonary disease",
             &f,
             &ALL_DEFINITE,
+            None,
         );
         assert_eq!(kept.source, Source::Model);
         assert_eq!(kept.text, "Cardiomegaly without acute pulmonary disease.");
 
         // States an effusion nobody flagged, and misses nothing: composed.
-        let extra = compose("cardiomegaly and pleural effusion", &f, &ALL_DEFINITE);
+        let extra = compose("cardiomegaly and pleural effusion", &f, &ALL_DEFINITE, None);
         assert_eq!(
             (extra.source, extra.text.as_str()),
             (Source::Composed, "Cardiomegaly.")
         );
         // Reads "heart size normal" on a film flagged for cardiomegaly: composed.
-        let contradicts = compose("heart size normal lungs clear", &f, &ALL_DEFINITE);
+        let contradicts = compose("heart size normal lungs clear", &f, &ALL_DEFINITE, None);
         assert_eq!(contradicts.text, "Cardiomegaly.");
         // A side the flags cannot support.
         let f = findings(&[(Observation::PleuralEffusion, 0.9)]);
-        let sided = compose("right pleural effusion", &f, &ALL_DEFINITE);
+        let sided = compose("right pleural effusion", &f, &ALL_DEFINITE, None);
         assert_eq!(sided.text, "Pleural effusion.");
     }
 
@@ -228,7 +271,7 @@ mod tests {
             (Observation::Edema, 0.95),
             (Observation::Atelectasis, 0.7),
         ]);
-        let text = compose("", &f, &ALL_DEFINITE).text;
+        let text = compose("", &f, &ALL_DEFINITE, None).text;
         assert_eq!(
             text,
             "Pulmonary edema. Possible atelectasis. Pneumonia cannot be excluded."
@@ -237,13 +280,13 @@ mod tests {
         // Without bands nothing is stated as definite, whatever the score.
         let none = [None; Observation::COUNT];
         assert_eq!(
-            compose("", &findings(&[(Observation::Edema, 0.99)]), &none).text,
+            compose("", &findings(&[(Observation::Edema, 0.99)]), &none, None).text,
             "Possible pulmonary edema."
         );
         // No flag: normal, or the model's text when it raises nothing.
         let clear = findings(&[]);
-        assert_eq!(compose("", &clear, &none).text, NORMAL);
-        let model = compose("no acute cardiopulmonary process", &clear, &none);
+        assert_eq!(compose("", &clear, &none, None).text, NORMAL);
+        let model = compose("no acute cardiopulmonary process", &clear, &none, None);
         assert_eq!(
             (model.source, model.text.as_str()),
             (Source::Model, "No acute cardiopulmonary process.")
@@ -255,5 +298,52 @@ mod tests {
         assert_eq!(readable(" heart size normal "), "Heart size normal.");
         assert_eq!(readable("Done."), "Done.");
         assert_eq!(readable(""), "");
+    }
+}
+
+#[cfg(test)]
+mod bank_tests {
+    use super::*;
+
+    #[test]
+    fn bank_sentences_are_used_when_they_read_right_and_fixed_phrases_otherwise() {
+        let bank = SentenceBank::build(
+            [
+                "Mild cardiomegaly.",
+                "Possible small pleural effusion.",
+                "No active disease.",
+            ],
+            String::new(),
+        );
+        let f = |o: Observation, score: f32| Finding {
+            observation: o,
+            score,
+            threshold: 0.5,
+            flagged: score >= 0.5,
+        };
+        let findings = vec![
+            f(Observation::Cardiomegaly, 0.9),
+            f(Observation::PleuralEffusion, 0.6),
+        ];
+        let mut definite = [None; Observation::COUNT];
+        definite[Observation::Cardiomegaly.index()] = Some(0.8);
+        let out = compose("heart normal", &findings, &definite, Some(&bank));
+        assert_eq!(
+            out.text,
+            "Mild cardiomegaly. Possible small pleural effusion."
+        );
+        assert!(agrees(&out.text, &findings));
+        // No hedged edema sentence in the bank: the fixed phrase.
+        let edema = vec![f(Observation::Edema, 0.7)];
+        assert_eq!(
+            compose("", &edema, &definite, Some(&bank)).text,
+            "Possible pulmonary edema."
+        );
+        // No flags: a normal impression from the bank.
+        let clear = vec![f(Observation::Edema, 0.1)];
+        assert_eq!(
+            compose("lungs clear right effusion", &clear, &definite, Some(&bank)).text,
+            "No active disease."
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! The screen and the display sinks: golden PNG screens (pixel-exact, rewritten
-//! only with `UPDATE_GOLDEN=1`), `MockDisplay` widget patterns, the real
-//! `mipidsi` driver decoded from its SPI stream, and the framebuffer target over
-//! a `Vec` and a mapped file.
+//! only with `UPDATE_GOLDEN=1`, after which each changed PNG is looked at before
+//! it is committed), the text each page shows, `MockDisplay` widget patterns, the
+//! real `mipidsi` driver decoded from its SPI stream, and the framebuffer target
+//! over a `Vec` and a mapped file.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -79,6 +80,29 @@ const LONG: &str = "Moderate cardiomegaly, increased since the prior examination
     Recommend follow-up radiograph after treatment to document resolution of the \
     right basilar opacity.";
 
+/// Every observation flagged, as the impression composer words them (hedged
+/// near the threshold, definite above its band).
+fn many_flags() -> Report {
+    report(
+        "Cardiomegaly. Pleural effusion. Possible pulmonary edema. Possible atelectasis. \
+         Findings consistent with pneumonia. Possible consolidation. Possible pulmonary \
+         opacity. Pneumothorax cannot be excluded. Possible pulmonary nodule or mass.",
+        vec![
+            finding(Observation::Cardiomegaly, 0.93),
+            finding(Observation::PleuralEffusion, 0.88),
+            finding(Observation::Edema, 0.74),
+            finding(Observation::Atelectasis, 0.69),
+            finding(Observation::Pneumonia, 0.81),
+            finding(Observation::Consolidation, 0.62),
+            finding(Observation::LungOpacity, 0.58),
+            finding(Observation::Pneumothorax, 0.53),
+            finding(Observation::LungLesion, 0.51),
+            finding(Observation::NoFinding, 0.02),
+        ],
+        Some(heatmap(7.0, 9.0)),
+    )
+}
+
 /// The screens under test, by golden file name.
 fn screens() -> Vec<(&'static str, Screen)> {
     let img = radiograph();
@@ -127,6 +151,18 @@ fn screens() -> Vec<(&'static str, Screen)> {
         (
             "long_page2",
             Screen::result(&long, Some(&img), status()).with_page(1),
+        ),
+        (
+            "many_flags_page1",
+            Screen::result(&many_flags(), Some(&img), status()),
+        ),
+        (
+            "many_flags_page2",
+            Screen::result(&many_flags(), Some(&img), status()).with_page(1),
+        ),
+        (
+            "many_flags_page3",
+            Screen::result(&many_flags(), Some(&img), status()).with_page(2),
         ),
         (
             "error",
@@ -196,13 +232,126 @@ fn golden_colour_screens() {
 #[test]
 fn golden_mono_screens() {
     for (name, screen) in screens() {
-        if matches!(name, "idle" | "several_findings" | "long_page1" | "error") {
-            check_golden(
-                &format!("mono_{name}"),
-                &sink::render(&screen, Layout::Mono).to_rgb_image(),
-            );
+        if name.starts_with("many_flags") || name == "processing" {
+            continue;
+        }
+        check_golden(
+            &format!("mono_{name}"),
+            &sink::render(&screen, Layout::Mono).to_rgb_image(),
+        );
+    }
+    // The OLED takes more pages for the same result.
+    let many = Screen::result(&many_flags(), Some(&radiograph()), status());
+    for page in 0..screen::page_count_mono(&many) {
+        check_golden(
+            &format!("mono_many_flags_page{}", page + 1),
+            &sink::render(&many.clone().with_page(page), Layout::Mono).to_rgb_image(),
+        );
+    }
+}
+
+/// The text of every page of `screen` in `layout`, one string per page.
+fn all_pages(screen: &Screen, layout: Layout) -> Vec<String> {
+    (0..sink::page_count(screen, layout))
+        .map(|page| {
+            let s = screen.clone().with_page(page);
+            match layout {
+                Layout::Colour => screen::page_text(&s),
+                Layout::Mono => screen::page_text_mono(&s),
+            }
+            .join("\n")
+        })
+        .collect()
+}
+
+#[test]
+fn every_flagged_finding_and_every_word_is_on_some_page() {
+    let report = many_flags();
+    let many = Screen::result(&report, None, status());
+    assert_eq!(many.labels.len(), 9, "all nine observations flagged");
+    for layout in [Layout::Colour, Layout::Mono] {
+        let pages = all_pages(&many, layout);
+        assert!(pages.len() > 1, "{layout:?}: {pages:?}");
+        for label in &many.labels {
+            let row = format!("{} {}", label.name, screen::score_text(label.score));
+            let shown = pages
+                .iter()
+                .filter(|p| {
+                    p.lines()
+                        .any(|l| l.split_whitespace().eq(row.split_whitespace()))
+                })
+                .count();
+            assert_eq!(shown, 1, "{layout:?}: {row:?} on one page: {pages:#?}");
+        }
+        // The impression, read page after page, is the whole impression.
+        let is_label_row = |l: &str| {
+            many.labels.iter().any(|x| {
+                let row = format!("{} {}", x.name, screen::score_text(x.score));
+                l.split_whitespace().eq(row.split_whitespace())
+            })
+        };
+        let mut read: Vec<&str> = Vec::new();
+        for page in &pages {
+            let lines: Vec<&str> = page.lines().collect();
+            let body = match layout {
+                Layout::Colour => {
+                    let at = lines.iter().position(|l| *l == "IMPRESSION").unwrap();
+                    &lines[at + 1..lines.len() - 1]
+                }
+                Layout::Mono => &lines[..lines.len() - 1],
+            };
+            read.extend(body.iter().copied().filter(|l| {
+                !(l.starts_with("page ")
+                    || l.starts_with("impression: pages")
+                    || *l == "Flagged: model score"
+                    || is_label_row(l))
+            }));
+        }
+        let words: Vec<&str> = report.impression.split_whitespace().collect();
+        let read_words: Vec<&str> = read.iter().flat_map(|l| l.split_whitespace()).collect();
+        assert_eq!(read_words, words, "{layout:?}: {pages:#?}");
+        for (i, page) in pages.iter().enumerate() {
+            let disclaimer = match layout {
+                Layout::Colour => screen::DISCLAIMER,
+                Layout::Mono => screen::DISCLAIMER_SHORT,
+            };
+            assert!(page.contains(disclaimer), "{layout:?} page {i}: {page}");
+            assert!(!page.contains('%'), "{layout:?} page {i}: {page}");
         }
     }
+    let colour = all_pages(&many, Layout::Colour);
+    assert!(colour[0].contains("1-4 of 9\nMODEL SCORE"), "{}", colour[0]);
+    assert!(colour[0].contains("page 1/3"), "{}", colour[0]);
+    let mono = all_pages(&many, Layout::Mono);
+    assert!(mono[0].starts_with("Flagged: model score"), "{}", mono[0]);
+}
+
+#[test]
+fn every_result_says_what_it_is_and_refusals_make_no_claim() {
+    for (name, s) in screens() {
+        let colour = screen::page_text(&s).join("\n");
+        let mono = screen::page_text_mono(&s).join("\n");
+        if s.state == ScreenState::Result {
+            assert!(colour.contains(screen::DISCLAIMER), "{name}: {colour}");
+            assert!(mono.contains(screen::DISCLAIMER_SHORT), "{name}: {mono}");
+        }
+    }
+    let normal = Screen::result(
+        &report("No acute cardiopulmonary abnormality.", vec![], None),
+        None,
+        status(),
+    );
+    assert_eq!(
+        screen::page_text_mono(&normal),
+        [
+            "No flagged findings",
+            "No acute",
+            "cardiopulmonary",
+            "abnormality.",
+            "Not a diagnosis"
+        ]
+    );
+    assert_eq!(screen::page_count(&normal), 1);
 }
 
 #[test]
@@ -225,8 +374,13 @@ fn long_impression_pages_and_wraps_around() {
         "pages wrap around"
     );
     let mut next = long.clone();
-    next.next_page();
+    next.next_page(pages);
     assert_eq!(next.page, 1);
+    next.previous_page(pages);
+    next.previous_page(pages);
+    assert_eq!(next.page, pages - 1, "before the first page: the last");
+    next.next_page(pages);
+    assert_eq!(next.page, 0, "after the last page: the first");
     assert!(
         screen::page_count_mono(long) > pages,
         "the OLED needs more pages"
@@ -344,8 +498,8 @@ fn colour_header_and_labels_widget() {
     );
     // High-scoring finding label is red, the moderate one amber.
     let canvas = colour(several);
-    let first = canvas.get(107 + 60, 40 + 1).unwrap();
-    let second = canvas.get(107 + 60, 61 + 1).unwrap();
+    let first = canvas.get(107 + 60, 50 + 1).unwrap();
+    let second = canvas.get(107 + 60, 69 + 1).unwrap();
     assert!(first.r() > 20 && first.g() < 20, "red label: {first:?}");
     assert!(
         second.r() > 25 && second.g() > 30 && second.b() < 8,

@@ -14,12 +14,13 @@
 
 mod config;
 mod intake;
+mod pages;
 mod process;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
@@ -29,8 +30,8 @@ pub use process::RefuseReason;
 use crate::input::{FolderSource, InputError, Radiograph, ValidateOptions};
 use crate::retry::{Backoff, LogLimiter};
 use crate::scp::{Instance, InstanceStore, KeepError, Kept, Scp, ScpHandle};
-use crate::screen::{Screen, Status};
-use crate::sink::Sink;
+use crate::screen::{Rotation, Screen, Status};
+use crate::sink::{ButtonSource, Layout, Sink};
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::systemd::Heartbeat;
 use crate::Report;
@@ -130,6 +131,12 @@ pub struct Server<A: Analyse> {
     sink: Box<dyn Sink>,
     /// What is on the display, so a change of the status line can redraw it.
     shown: Option<Screen>,
+    /// The display's layout, which decides how many pages a result has.
+    layout: Layout,
+    /// Timed turning of a result's pages.
+    rotation: Rotation,
+    /// Push buttons that turn pages, when configured.
+    buttons: Option<Box<dyn ButtonSource>>,
     folder: Option<FolderIntake>,
     scp: Option<ScpHandle>,
     wake: mpsc::Receiver<()>,
@@ -196,6 +203,9 @@ impl<A: Analyse> Server<A> {
             validate: config.validate_options(),
             sink,
             shown: None,
+            layout: config.display.layout,
+            rotation: Rotation::new(Duration::from_millis(config.display.page_ms)),
+            buttons: None,
             folder,
             scp,
             wake,
@@ -236,7 +246,7 @@ impl<A: Analyse> Server<A> {
                     .heartbeat
                     .until_due()
                     .map_or(self.poll, |due| due.min(self.poll));
-                let _ = self.wake.recv_timeout(wait);
+                self.wait(wait);
             }
         }
     }
@@ -332,6 +342,7 @@ impl<A: Analyse> Server<A> {
         if let Err(e) = self.sink.show(&screen) {
             tracing::warn!(error = %e, "display");
         }
+        self.rotation.restart(Instant::now());
         self.shown = Some(screen);
     }
 

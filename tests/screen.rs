@@ -11,7 +11,9 @@ use std::rc::Rc;
 use cxr_edge::preprocess::{to_gray16, Gray16};
 use cxr_edge::report::{Finding, Heatmap, Report, StudyInfo, Timings};
 use cxr_edge::screen::{self, Canvas, Outbox, Screen, ScreenState, Status};
-use cxr_edge::sink::{self, FbFormat, FbTarget, FramebufferSink, Layout, PngSink, Sink};
+use cxr_edge::sink::{
+    self, Button, ButtonSource, FbFormat, FbTarget, FramebufferSink, Layout, PngSink, Sink,
+};
 use cxr_edge::Observation;
 use embedded_graphics::mock_display::MockDisplay;
 use embedded_graphics::pixelcolor::{BinaryColor, Rgb565, Rgb888};
@@ -327,13 +329,22 @@ fn every_flagged_finding_and_every_word_is_on_some_page() {
 }
 
 #[test]
-fn every_result_says_what_it_is_and_refusals_make_no_claim() {
+fn every_result_says_what_it_is_and_refusals_show_no_result() {
     for (name, s) in screens() {
         let colour = screen::page_text(&s).join("\n");
         let mono = screen::page_text_mono(&s).join("\n");
         if s.state == ScreenState::Result {
             assert!(colour.contains(screen::DISCLAIMER), "{name}: {colour}");
             assert!(mono.contains(screen::DISCLAIMER_SHORT), "{name}: {mono}");
+            assert!(
+                colour.contains("MODEL SCORE") || s.labels.is_empty(),
+                "{name}"
+            );
+        } else {
+            assert!(
+                colour.is_empty() && mono.is_empty(),
+                "{name}: {colour}{mono}"
+            );
         }
     }
     let normal = Screen::result(
@@ -809,4 +820,137 @@ fn board_configs_parse_as_serve_configs() {
         seen += 1;
     }
     assert_eq!(seen, 4, "two boards × two displays");
+}
+
+/// A display that keeps every screen it was given.
+#[derive(Clone, Default)]
+struct Shown(Rc<RefCell<Vec<Screen>>>);
+
+impl Sink for Shown {
+    fn show(&mut self, screen: &Screen) -> Result<(), sink::SinkError> {
+        self.0.borrow_mut().push(screen.clone());
+        Ok(())
+    }
+}
+
+/// Buttons pressed on cue: each poll takes the next press queued.
+struct Pressed(Rc<RefCell<std::collections::VecDeque<Button>>>);
+
+impl ButtonSource for Pressed {
+    fn poll(&mut self) -> Option<Button> {
+        self.0.borrow_mut().pop_front()
+    }
+}
+
+#[test]
+fn serve_turns_result_pages_on_a_timer_and_on_buttons() {
+    use std::time::{Duration, Instant};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!(
+        "store = {:?}\nmin_free_bytes = 0\npoll_ms = 10\n[watch]\ndir = {:?}\n\
+         [display]\npage_ms = 4000\n[buttons]\nnext_page = 5\nprevious_page = 6\n",
+        tmp.path().join("store"),
+        tmp.path().join("drop"),
+    );
+    let config = cxr_edge::serve::ServeConfig::parse(&text, "unit.toml").unwrap();
+    assert_eq!(config.display.page_ms, 4000);
+    assert_eq!(
+        (config.buttons.next_page, config.buttons.previous_page),
+        (Some(5), Some(6))
+    );
+    let film = cxr_edge::input::synth::SynthCr::new(812, 300, 260);
+    let key = film.sop_instance_uid.clone();
+    cxr_edge::store::Store::open(
+        tmp.path().join("store"),
+        cxr_edge::store::StoreOptions { min_free_bytes: 0 },
+    )
+    .unwrap()
+    .accept(&key, &film.to_bytes(), "dcm")
+    .unwrap();
+
+    let shown = Shown::default();
+    let analyser = |r: &cxr_edge::input::Radiograph| -> Result<Report, String> {
+        let mut report = many_flags();
+        report.study = r.info.clone();
+        Ok(report)
+    };
+    let mut server =
+        cxr_edge::serve::Server::start(&config, analyser, Box::new(shown.clone())).unwrap();
+    let presses = Rc::new(RefCell::new(std::collections::VecDeque::new()));
+    server.set_buttons(Box::new(Pressed(presses.clone())));
+
+    let before = Instant::now();
+    let outcomes = server.step();
+    let after = Instant::now();
+    assert!(
+        matches!(outcomes.as_slice(), [(k, cxr_edge::serve::Outcome::Reported(_))] if *k == key),
+        "{outcomes:?}"
+    );
+    let ms = Duration::from_millis;
+    // The clock is passed in: the first turn comes a whole period after the
+    // result went up, and each later one a period after the one before.
+    assert_eq!(server.turn_pages(before + ms(3999)), None);
+    let t1 = after + ms(4000);
+    assert_eq!(server.turn_pages(t1), Some(1));
+    assert_eq!(server.turn_pages(t1 + ms(3999)), None);
+    assert_eq!(server.turn_pages(t1 + ms(4000)), Some(2));
+    let t3 = t1 + ms(8000);
+    assert_eq!(
+        server.turn_pages(t3),
+        Some(0),
+        "after the last page, the first"
+    );
+    // Buttons turn at once, both ways, without waiting for the timer.
+    presses
+        .borrow_mut()
+        .extend([Button::NextPage, Button::PreviousPage, Button::PreviousPage]);
+    assert_eq!(server.turn_pages(t3), Some(1));
+    assert_eq!(server.turn_pages(t3), Some(0));
+    assert_eq!(
+        server.turn_pages(t3),
+        Some(2),
+        "before the first page, the last"
+    );
+    assert_eq!(
+        server.turn_pages(t3 + ms(3999)),
+        None,
+        "a press restarts the timer"
+    );
+
+    let results: Vec<Screen> = shown
+        .0
+        .borrow()
+        .iter()
+        .filter(|s| s.state == ScreenState::Result)
+        .cloned()
+        .collect();
+    let pages: Vec<usize> = results.iter().map(|s| s.page).collect();
+    assert_eq!(pages, [0, 1, 2, 0, 1, 0, 2]);
+    // What the unit showed in turn holds every flagged finding.
+    let seen: String = results
+        .iter()
+        .map(|s| screen::page_text(s).join("\n"))
+        .collect();
+    for label in &results[0].labels {
+        let row = format!("{} {}", label.name, screen::score_text(label.score));
+        assert!(seen.contains(&row), "{row} never shown");
+    }
+}
+
+#[test]
+fn buttons_need_the_hardware_build_and_are_optional() {
+    let none = sink::ButtonsConfig::default().open().unwrap();
+    assert!(none.is_none(), "no [buttons]: timed pages only");
+    let wanted = sink::ButtonsConfig {
+        gpiochip: Some("/nonexistent/gpiochip9".into()),
+        next_page: Some(5),
+        previous_page: None,
+    };
+    let err = wanted.open().err().expect("no GPIO chip here");
+    if cfg!(feature = "hardware") {
+        assert!(err.to_string().contains("/nonexistent/gpiochip9"), "{err}");
+    } else {
+        assert!(err.to_string().contains("hardware"), "{err}");
+    }
 }

@@ -150,9 +150,13 @@ pub fn page_count(screen: &Screen) -> usize {
     plan(screen).count
 }
 
-/// The text of the page of `screen` that [`draw_screen`] shows, top to bottom
-/// (header and status bar left out): what a reader of the panel can read.
+/// The text of the result page of `screen` that [`draw_screen`] shows, top to
+/// bottom (header and status bar left out): what a reader of the panel can
+/// read. Empty for screens other than a result.
 pub fn page_text(screen: &Screen) -> Vec<std::string::String> {
+    if screen.state != ScreenState::Result {
+        return Vec::new();
+    }
     let p = plan(screen);
     let mut out = vec![FINDINGS_HEADING.to_string()];
     let (range, score) = findings_subheading(screen.labels.len(), &p);

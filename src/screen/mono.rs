@@ -78,9 +78,13 @@ pub fn page_count_mono(screen: &Screen) -> usize {
     content(screen).len().div_ceil(CONTENT_ROWS).max(1)
 }
 
-/// The text of the page of `screen` that [`draw_screen_mono`] shows: the
-/// content rows, then the bottom row (header left out).
+/// The text of the result page of `screen` that [`draw_screen_mono`] shows:
+/// the content rows, then the bottom row (header left out). Empty for screens
+/// other than a result.
 pub fn page_text_mono(screen: &Screen) -> Vec<std::string::String> {
+    if screen.state != ScreenState::Result {
+        return Vec::new();
+    }
     let mut out: Vec<std::string::String> = page_rows(screen)
         .iter()
         .map(|l| l.text().to_string())

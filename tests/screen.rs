@@ -187,12 +187,19 @@ fn golden_path(name: &str) -> PathBuf {
         .join(format!("{name}.png"))
 }
 
-/// Compares `actual` with the golden PNG pixel by pixel; `UPDATE_GOLDEN=1` rewrites it.
+/// Compares `actual` with the golden PNG pixel by pixel. `UPDATE_GOLDEN=1`
+/// rewrites the goldens that differ (only those, so `git status` lists what
+/// changed) and names each one: a person looks at every one of them before it
+/// is committed (`tests/golden/README.md`).
 fn check_golden(name: &str, actual: &image::RgbImage) {
     let path = golden_path(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        actual.save(&path).unwrap();
+        let same = image::open(&path).is_ok_and(|old| old.to_rgb8() == *actual);
+        if !same {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            actual.save(&path).unwrap();
+            eprintln!("rewrote {}: look at it before committing", path.display());
+        }
         return;
     }
     let expected = image::open(&path)

@@ -203,7 +203,7 @@ impl<A: Analyse> Server<A> {
             validate: config.validate_options(),
             sink,
             shown: None,
-            layout: config.display.layout,
+            layout: config.display.shown_layout(),
             rotation: Rotation::new(Duration::from_millis(config.display.page_ms)),
             buttons: None,
             folder,

@@ -118,6 +118,14 @@ impl ButtonsConfig {
 }
 
 impl DisplayConfig {
+    /// The layout the display shows: the SSD1306 always draws the mono one.
+    pub fn shown_layout(&self) -> Layout {
+        match self.kind {
+            DisplayKind::Ssd1306 => Layout::Mono,
+            _ => self.layout,
+        }
+    }
+
     /// Opens the configured display.
     pub fn open(&self) -> Result<Box<dyn Sink>, SinkError> {
         match self.kind {

@@ -5,7 +5,8 @@
 //! conversion (modality LUT → VOI LUT or window or min-max → MONOCHROME1 inversion).
 //! Before either pass, every declared length is checked against the bytes present
 //! ([`super::dicom_lengths`]), as dicom-rs allocates a value's declared length
-//! before reading it.
+//! before reading it; and an RLE fragment is checked before it is decoded
+//! ([`super::dicom_rle`]), as dicom-rs's RLE decoder indexes it unchecked.
 
 use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
@@ -14,6 +15,7 @@ use dicom_pixeldata::{ConvertOptions, PixelDecoder};
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 use super::dicom_lengths::{self, LengthError};
+use super::dicom_rle;
 use super::error::{InputError, Refusal};
 use super::validate::ValidateOptions;
 use super::Radiograph;
@@ -169,6 +171,38 @@ fn check_transfer_syntax(header: &DefaultDicomObject, input: &str) -> Result<(),
     Ok(())
 }
 
+/// Refuse RLE pixel data that dicom-rs's RLE decoder would index past
+/// ([`dicom_rle`]); other transfer syntaxes pass.
+fn check_rle(obj: &DefaultDicomObject, input: &str) -> Result<(), InputError> {
+    let ts = obj.meta().transfer_syntax().trim_end_matches(['\0', ' ']);
+    if ts != dicom_rle::RLE_LOSSLESS {
+        return Ok(());
+    }
+    let fragment = obj
+        .element_opt(tags::PIXEL_DATA)
+        .ok()
+        .flatten()
+        .and_then(|e| e.value().fragments())
+        .and_then(|f| f.first());
+    let attrs = [
+        tags::ROWS,
+        tags::COLUMNS,
+        tags::SAMPLES_PER_PIXEL,
+        tags::BITS_ALLOCATED,
+    ]
+    .map(|t| uint(obj, t));
+    // Without these the decoder refuses the data by itself.
+    let (Some(fragment), [Some(rows), Some(cols), Some(samples), Some(bits)]) = (fragment, attrs)
+    else {
+        return Ok(());
+    };
+    dicom_rle::check(fragment, rows, cols, samples, bits).map_err(|e| InputError::Corrupt {
+        input: input.to_string(),
+        format: "DICOM",
+        reason: e.to_string(),
+    })
+}
+
 /// Decode a DICOM Part 10 file into a radiograph (see the module doc for the order).
 pub fn decode(bytes: &[u8], input: &str, opts: &ValidateOptions) -> Result<Radiograph, InputError> {
     let bytes = check_lengths(bytes, input, opts.max_input_bytes)?;
@@ -216,6 +250,7 @@ pub fn decode(bytes: &[u8], input: &str, opts: &ValidateOptions) -> Result<Radio
         format: "DICOM",
         reason: format!("{what}: {}", error_chain(e)),
     };
+    check_rle(&obj, input)?;
     let decoded = obj
         .decode_pixel_data_frame(0)
         .map_err(|e| corrupt("cannot decode pixel data", &e))?;

@@ -16,6 +16,7 @@ use crate::report::StudyInfo;
 
 pub mod dicom;
 pub mod dicom_lengths;
+pub mod dicom_rle;
 mod error;
 pub mod raster;
 pub mod source;

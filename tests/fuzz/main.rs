@@ -39,8 +39,19 @@ mod targets;
 #[global_allocator]
 static ALLOCATOR: alloc::Counting = alloc::Counting;
 
-/// The heap one case may use at its peak, bytes.
-const MAX_CASE_HEAP: usize = 256 << 20;
+/// The heap one case may use at its peak, bytes: 16 per accepted pixel and
+/// twice the accepted input, at the fuzz runs' limits (`targets::MAX_PIXELS`,
+/// 4 Mpx, and `targets::MAX_INPUT_BYTES`, 8 MiB): 80 MiB.
+///
+/// The pixels' share: the widest decoded form is 16-bit RGBA, 8 bytes a pixel
+/// (the PNG/JPEG decoder runs under a limit of 10), next to which the colour
+/// check makes an 8-bit RGB copy (3) or the greyscale conversion a 16-bit one
+/// (2); preprocessing later holds the 16-bit film and a 4-byte float copy (6).
+/// The input's share: an inflated DICOM data set and the parsed object holding
+/// its values. The law is linear in the limits, so at the unit's defaults (64
+/// Mpx, 144 MiB) it allows 1.3 GiB: what the largest film those limits accept
+/// may take, not what a real 4300² film does.
+const MAX_CASE_HEAP: usize = (16 * targets::MAX_PIXELS + 2 * targets::MAX_INPUT_BYTES) as usize;
 
 #[test]
 fn dicom() {

@@ -41,7 +41,7 @@ impl Rng {
 /// Boundary values that make length and size fields interesting.
 const INTERESTING_8: &[u8] = &[0, 1, 2, 16, 32, 64, 100, 127, 128, 255];
 const INTERESTING_16: &[u16] = &[
-    0, 1, 2, 8, 12, 16, 255, 256, 512, 1000, 1024, 4096, 0x7fff, 0x8000, 0xfffe, 0xffff,
+    0, 1, 2, 8, 12, 16, 255, 256, 512, 1000, 1024, 2048, 4096, 0x7fff, 0x8000, 0xfffe, 0xffff,
 ];
 const INTERESTING_32: &[u32] = &[
     0,
@@ -51,6 +51,7 @@ const INTERESTING_32: &[u32] = &[
     0xff,
     0x100,
     0xffff,
+    0x800,
     0x1_0000,
     0x10_0000,
     0x100_0000,
@@ -62,8 +63,26 @@ const INTERESTING_32: &[u32] = &[
     0xffff_ffff,
 ];
 
+/// A header field worth setting to a boundary value: an image's width or
+/// height, bits or samples per pixel. Plain byte edits almost never land on
+/// one in 10 000 cases, and these are what sizes the decoders' buffers.
+pub struct Field {
+    pub at: usize,
+    /// 1, 2 or 4 bytes.
+    pub width: usize,
+    pub big_endian: bool,
+    pub values: &'static [u32],
+}
+
+/// Widths and heights around the fuzz runs' limit (2048 a side) and past it.
+pub const DIMENSIONS: &[u32] = &[0, 1, 2, 15, 16, 255, 1024, 2047, 2048, 2049, 4096, 65535];
+/// Bits allocated or stored, samples per pixel.
+pub const SAMPLE_SIZES: &[u32] = &[0, 1, 2, 3, 4, 7, 8, 12, 16, 17, 24, 32, 64, 255];
+
 /// What a format contributes to mutation.
 pub struct Grammar {
+    /// The header fields of an input (found afresh after other edits).
+    pub fields: fn(&[u8]) -> Vec<Field>,
     /// Tokens worth inserting or writing over (tags, chunk names, markers, keys).
     pub dictionary: &'static [&'static [u8]],
     /// Repairs a checksum after mutation (PNG chunk CRCs), so that most cases
@@ -94,7 +113,21 @@ fn edit(data: &mut Vec<u8>, corpus: &[Vec<u8>], grammar: &Grammar, rng: &mut Rng
     }
     let len = data.len();
     let pos = rng.below(len);
-    match rng.below(13) {
+    match rng.below(14) {
+        13 => {
+            let fields = (grammar.fields)(data);
+            if let Some(f) = fields.get(rng.below(fields.len().max(1))) {
+                let v = f.values[rng.below(f.values.len())];
+                // The value's low `width` bytes, in the field's byte order.
+                let (le, be) = (v.to_le_bytes(), v.to_be_bytes());
+                let bytes = if f.big_endian {
+                    &be[4 - f.width..]
+                } else {
+                    &le[..f.width]
+                };
+                overwrite(data, f.at, bytes);
+            }
+        }
         0 => data[pos] ^= 1 << rng.below(8),
         1 => data[pos] = rng.next() as u8,
         2 => data[pos] = INTERESTING_8[rng.below(INTERESTING_8.len())],
@@ -176,6 +209,77 @@ fn arithmetic(data: &mut [u8], pos: usize, rng: &mut Rng) {
     data[pos..pos + width].copy_from_slice(&v.to_le_bytes()[..width]);
 }
 
+/// No header fields (text formats).
+pub fn no_fields(_: &[u8]) -> Vec<Field> {
+    Vec::new()
+}
+
+/// PNG: IHDR's width and height, then its bit depth and colour type.
+pub fn png_fields(data: &[u8]) -> Vec<Field> {
+    if data.len() < 26 || &data[12..16] != b"IHDR" {
+        return Vec::new();
+    }
+    let field = |at, width, values| Field {
+        at,
+        width,
+        big_endian: true,
+        values,
+    };
+    vec![
+        field(16, 4, DIMENSIONS),
+        field(20, 4, DIMENSIONS),
+        field(24, 1, SAMPLE_SIZES),
+    ]
+}
+
+/// JPEG: each frame header's (SOF0–SOF3) height, width and precision.
+pub fn jpeg_fields(data: &[u8]) -> Vec<Field> {
+    let mut fields = Vec::new();
+    for (i, w) in data.windows(2).enumerate() {
+        if w[0] == 0xff && (0xc0..=0xc3).contains(&w[1]) && i + 9 <= data.len() {
+            let field = |at, width, values| Field {
+                at,
+                width,
+                big_endian: true,
+                values,
+            };
+            fields.push(field(i + 4, 1, SAMPLE_SIZES));
+            fields.push(field(i + 5, 2, DIMENSIONS));
+            fields.push(field(i + 7, 2, DIMENSIONS));
+        }
+    }
+    fields
+}
+
+/// DICOM: the value of Rows, Columns, Samples per Pixel, Bits Allocated and
+/// Bits Stored, wherever the tag appears (little or big endian; the value
+/// starts 8 bytes after the tag in explicit and implicit VR alike).
+pub fn dicom_fields(data: &[u8]) -> Vec<Field> {
+    const TAGS: [([u8; 2], &[u32]); 5] = [
+        ([0x00, 0x10], DIMENSIONS),
+        ([0x00, 0x11], DIMENSIONS),
+        ([0x00, 0x02], SAMPLE_SIZES),
+        ([0x01, 0x00], SAMPLE_SIZES),
+        ([0x01, 0x01], SAMPLE_SIZES),
+    ];
+    let mut fields = Vec::new();
+    for (i, w) in data.windows(4).enumerate() {
+        for (element, values) in TAGS {
+            let le = w == [0x28, 0x00, element[1], element[0]];
+            let be = w == [0x00, 0x28, element[0], element[1]];
+            if (le || be) && i + 10 <= data.len() {
+                fields.push(Field {
+                    at: i + 8,
+                    width: 2,
+                    big_endian: be,
+                    values,
+                });
+            }
+        }
+    }
+    fields
+}
+
 /// Recompute the CRC of every whole chunk of a PNG.
 pub fn fix_png_crcs(data: &mut Vec<u8>) {
     let mut at = 8;
@@ -199,6 +303,7 @@ mod tests {
     fn a_case_is_a_function_of_its_number() {
         let corpus = vec![b"0123456789abcdef".to_vec(), b"xyz".to_vec()];
         let g = Grammar {
+            fields: |_| Vec::new(),
             dictionary: &[b"TOKEN"],
             fixup: None,
         };

@@ -23,19 +23,32 @@ use cxr_edge::serve::ServeConfig;
 use cxr_edge::Observation;
 
 use super::harness::Target;
-use super::mutate::{fix_png_crcs, Grammar};
+use super::mutate::{self, fix_png_crcs, Grammar};
 
 /// What every error must name.
 const INPUT: &str = "fuzz-case";
 
-/// The unit's limits, with the chest-film refusals forced past (so that cases
-/// reach the decoders and preprocessing) and a small `min_side`, as the seeds
-/// are 64×64 to keep cases fast. Size limits cannot be forced past.
+/// Largest accepted width or height in the fuzz runs.
+pub const MAX_SIDE: u32 = 2048;
+/// Largest accepted width × height in the fuzz runs: a 2048² film, 1/16 of
+/// the unit's default, so that the cases claiming the largest film accepted
+/// (and decoding it, from a few kilobytes of noise) cost the unoptimised test
+/// build a second rather than many; `MAX_CASE_HEAP` scales with it.
+pub const MAX_PIXELS: u64 = MAX_SIDE as u64 * MAX_SIDE as u64;
+/// Largest accepted input (and inflated DICOM data set): such a film at 16 bits.
+pub const MAX_INPUT_BYTES: u64 = 2 * MAX_PIXELS;
+
+/// The unit's checks with smaller size limits, so that a case claiming the
+/// largest accepted film costs milliseconds, not seconds; the chest-film
+/// refusals forced past, so that cases reach the decoders and preprocessing;
+/// and a small `min_side`, as the seeds are 64×64 to keep cases fast.
 pub fn validate_options() -> ValidateOptions {
     ValidateOptions {
+        max_side: MAX_SIDE,
+        max_pixels: MAX_PIXELS,
+        max_input_bytes: MAX_INPUT_BYTES,
         min_side: 16,
         force: true,
-        ..ValidateOptions::default()
     }
 }
 
@@ -133,6 +146,7 @@ pub const DICOM: Target = Target {
     name: "dicom",
     ext: "dcm",
     grammar: Grammar {
+        fields: mutate::dicom_fields,
         dictionary: &[
             b"\xe0\x7f\x10\x00",             // (7FE0,0010) Pixel Data
             b"\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff", // encapsulated Pixel Data
@@ -140,6 +154,7 @@ pub const DICOM: Target = Target {
             b"\xfe\xff\x00\xe0\xff\xff\xff\xff",
             b"\xfe\xff\x0d\xe0\x00\x00\x00\x00", // Item Delimitation
             b"\xfe\xff\xdd\xe0\x00\x00\x00\x00", // Sequence Delimitation
+            b"\x28\x00\x10\x00US\x02\x00\x00\x08", // Rows 2048
             b"\x28\x00\x10\x00US\x02\x00",   // Rows
             b"\x28\x00\x11\x00US\x02\x00",   // Columns
             b"\x28\x00\x00\x01US\x02\x00",   // Bits Allocated
@@ -186,6 +201,7 @@ pub const PNG: Target = Target {
     name: "png",
     ext: "png",
     grammar: Grammar {
+        fields: mutate::png_fields,
         dictionary: &[
             b"IHDR",
             b"IDAT",
@@ -205,8 +221,8 @@ pub const PNG: Target = Target {
             b"\x10\x06\x00\x00\x00", // 16-bit RGBA
             b"\x10\x00\x00\x00\x01", // 16-bit grey, interlaced
             b"\x01\x03\x00\x00\x00", // 1-bit palette
-            b"\x00\x00\x27\x10",     // 10000
-            b"\x00\x00\x40\x00",     // 16384
+            b"\x00\x00\x08\x00",     // 2048: the largest side accepted
+            b"\x00\x00\x08\x01",     // 2049
         ],
         fixup: Some(fix_png_crcs),
     },
@@ -217,6 +233,7 @@ pub const JPEG: Target = Target {
     name: "jpeg",
     ext: "jpg",
     grammar: Grammar {
+        fields: mutate::jpeg_fields,
         dictionary: &[
             b"\xff\xd8",
             b"\xff\xd9",
@@ -235,7 +252,8 @@ pub const JPEG: Target = Target {
             b"\xff\xee\x00\x0eAdobe\x00",
             b"\xff\xe2\x00\x10ICC_PROFILE\x00",
             b"\xff\xfe\x00\x02",
-            b"\xff\xc0\x00\x0b\x08\x27\x10\x27\x10\x01\x01\x11\x00",
+            b"\xff\xc0\x00\x0b\x08\x08\x00\x08\x00\x01\x01\x11\x00", // 2048² grey
+            b"\x08\x00\x08\x00",
             b"\xff\xc2\x00\x11\x08\x00\x40\x00\x40\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01",
         ],
         fixup: None,
@@ -247,6 +265,7 @@ pub const MANIFEST: Target = Target {
     name: "manifest",
     ext: "json",
     grammar: Grammar {
+        fields: mutate::no_fields,
         dictionary: &[
             b"\"", b"{", b"}", b"[", b"]", b",", b":", b"null", b"true", b"0", b"-1", b"1e309",
             b"-0.0", b"4294967296", b"18446744073709551616", b"100000", b"65536",
@@ -264,6 +283,7 @@ pub const CONFIG: Target = Target {
     name: "config",
     ext: "toml",
     grammar: Grammar {
+        fields: mutate::no_fields,
         dictionary: &[
             b"\n[dicom]\n", b"\n[watch]\n", b"\n[display]\n", b"\n[[dicom]]\n", b"ae_title = \"",
             b"bind = \"[::1]:0\"", b"dir = \"\"", b" = 18446744073709551615", b" = -1", b" = 0",

@@ -16,10 +16,10 @@ use dicom_pixeldata::{ConvertOptions, PixelDecoder};
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 use super::dicom_lengths::{self, LengthError};
-use super::{dicom_frame, dicom_rle};
 use super::error::{InputError, Refusal};
 use super::validate::ValidateOptions;
 use super::Radiograph;
+use super::{dicom_frame, dicom_rle};
 use crate::report::StudyInfo;
 
 /// 12-bit lossy JPEG (Extended, processes 2 & 4).

@@ -77,7 +77,10 @@ pub enum FrameError {
 /// header; transfer syntaxes other than JPEG and JPEG 2000 pass.
 pub fn check(ts: &str, fragment: &[u8], expected: Expected) -> Result<(), FrameError> {
     let (codec, found) = if JPEG.contains(&ts) {
-        ("JPEG", jpeg_sof(fragment).ok_or(FrameError::NoSize("JPEG"))?)
+        (
+            "JPEG",
+            jpeg_sof(fragment).ok_or(FrameError::NoSize("JPEG"))?,
+        )
     } else if JPEG_2000.contains(&ts) {
         let found = j2k_siz(fragment).ok_or(FrameError::NoSize("JPEG 2000"))?;
         ("JPEG 2000", found)
@@ -191,7 +194,7 @@ mod tests {
 
     /// SOI, an APP0 segment, then a baseline SOF0 for `w`×`h`, `c` components.
     fn jpeg(w: u16, h: u16, c: u8) -> Vec<u8> {
-        let mut v = vec![0xff, 0xd8, 0xff, 0xe0, 0x00, 0x04, 0xff, 0xc0];
+        let mut v = vec![0xff, 0xd8, 0xff, 0xe0, 0x00, 0x02, 0xff, 0xc0];
         v.extend_from_slice(&[0x00, 0x0b, 8]);
         v.extend_from_slice(&h.to_be_bytes());
         v.extend_from_slice(&w.to_be_bytes());
@@ -202,7 +205,10 @@ mod tests {
     #[test]
     fn matching_frames_pass() {
         assert_eq!(check(J2K, &codestream(64, 48, 1), grey(48, 64, 16)), Ok(()));
-        assert_eq!(check(JPEG_BASELINE, &jpeg(64, 48, 1), grey(48, 64, 8)), Ok(()));
+        assert_eq!(
+            check(JPEG_BASELINE, &jpeg(64, 48, 1), grey(48, 64, 8)),
+            Ok(())
+        );
         assert_eq!(check("1.2.840.10008.1.2.5", b"", grey(48, 64, 8)), Ok(()));
     }
 
@@ -224,7 +230,10 @@ mod tests {
     #[test]
     fn frames_without_a_size_are_refused() {
         let short = &codestream(64, 48, 1)[..20];
-        assert_eq!(check(J2K, short, grey(48, 64, 16)), Err(FrameError::NoSize("JPEG 2000")));
+        assert_eq!(
+            check(J2K, short, grey(48, 64, 16)),
+            Err(FrameError::NoSize("JPEG 2000"))
+        );
         let e = check(JPEG_BASELINE, &jpeg(64, 48, 1)[..9], grey(48, 64, 8)).unwrap_err();
         assert_eq!(e, FrameError::NoSize("JPEG"));
         assert!(check(JPEG_BASELINE, b"not a JPEG", grey(1, 1, 8)).is_err());

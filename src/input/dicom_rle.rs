@@ -170,7 +170,13 @@ mod tests {
         assert!(matches!(e, RleError::Segments { .. }), "{e}");
         // 16-bit grey needs two segments.
         let e = check(&fragment(1, &[0, 1]), 1, 1, 1, 16).unwrap_err();
-        assert_eq!(e, RleError::Segments { found: 1, needed: 2 });
+        assert_eq!(
+            e,
+            RleError::Segments {
+                found: 1,
+                needed: 2
+            }
+        );
         let mut f = fragment(1, &[0, 1]);
         f[4..8].copy_from_slice(&1000u32.to_le_bytes());
         let e = check(&f, 1, 1, 1, 8).unwrap_err();

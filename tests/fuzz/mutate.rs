@@ -133,12 +133,20 @@ fn edit(data: &mut Vec<u8>, corpus: &[Vec<u8>], grammar: &Grammar, rng: &mut Rng
         2 => data[pos] = INTERESTING_8[rng.below(INTERESTING_8.len())],
         3 => {
             let v = INTERESTING_16[rng.below(INTERESTING_16.len())];
-            let bytes = if rng.chance(2) { v.to_le_bytes() } else { v.to_be_bytes() };
+            let bytes = if rng.chance(2) {
+                v.to_le_bytes()
+            } else {
+                v.to_be_bytes()
+            };
             overwrite(data, pos, &bytes);
         }
         4 => {
             let v = INTERESTING_32[rng.below(INTERESTING_32.len())];
-            let bytes = if rng.chance(2) { v.to_le_bytes() } else { v.to_be_bytes() };
+            let bytes = if rng.chance(2) {
+                v.to_le_bytes()
+            } else {
+                v.to_be_bytes()
+            };
             overwrite(data, pos, &bytes);
         }
         5 => arithmetic(data, pos, rng),

@@ -80,7 +80,10 @@ fn named<T, E: std::fmt::Display>(r: Result<T, E>, name: &str) -> Result<Option<
 fn film(bytes: &[u8]) -> Result<bool, String> {
     let _ = input::instance_key(bytes);
     let _ = dicom::header_info(bytes, INPUT);
-    let Some(radiograph) = named(input::decode_bytes(bytes, INPUT, &validate_options()), INPUT)?
+    let Some(radiograph) = named(
+        input::decode_bytes(bytes, INPUT, &validate_options()),
+        INPUT,
+    )?
     else {
         return Ok(false);
     };
@@ -95,7 +98,8 @@ fn film(bytes: &[u8]) -> Result<bool, String> {
 fn bundle_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-bundle-{}", std::process::id()));
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("fuzz-bundle-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         for name in [
             "decoder.nnef.tar",
@@ -148,29 +152,29 @@ pub const DICOM: Target = Target {
     grammar: Grammar {
         fields: mutate::dicom_fields,
         dictionary: &[
-            b"\xe0\x7f\x10\x00",             // (7FE0,0010) Pixel Data
+            b"\xe0\x7f\x10\x00",                           // (7FE0,0010) Pixel Data
             b"\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff", // encapsulated Pixel Data
-            b"\xfe\xff\x00\xe0",             // Item
+            b"\xfe\xff\x00\xe0",                           // Item
             b"\xfe\xff\x00\xe0\xff\xff\xff\xff",
             b"\xfe\xff\x0d\xe0\x00\x00\x00\x00", // Item Delimitation
             b"\xfe\xff\xdd\xe0\x00\x00\x00\x00", // Sequence Delimitation
             b"\x28\x00\x10\x00US\x02\x00\x00\x08", // Rows 2048
-            b"\x28\x00\x10\x00US\x02\x00",   // Rows
-            b"\x28\x00\x11\x00US\x02\x00",   // Columns
-            b"\x28\x00\x00\x01US\x02\x00",   // Bits Allocated
-            b"\x28\x00\x01\x01US\x02\x00",   // Bits Stored
-            b"\x28\x00\x02\x01",             // High Bit
-            b"\x28\x00\x03\x01",             // Pixel Representation
-            b"\x28\x00\x02\x00",             // Samples per Pixel
-            b"\x28\x00\x04\x00",             // Photometric Interpretation
-            b"\x28\x00\x08\x00IS\x02\x00",   // Number of Frames
-            b"\x28\x00\x06\x00",             // Planar Configuration
+            b"\x28\x00\x10\x00US\x02\x00",       // Rows
+            b"\x28\x00\x11\x00US\x02\x00",       // Columns
+            b"\x28\x00\x00\x01US\x02\x00",       // Bits Allocated
+            b"\x28\x00\x01\x01US\x02\x00",       // Bits Stored
+            b"\x28\x00\x02\x01",                 // High Bit
+            b"\x28\x00\x03\x01",                 // Pixel Representation
+            b"\x28\x00\x02\x00",                 // Samples per Pixel
+            b"\x28\x00\x04\x00",                 // Photometric Interpretation
+            b"\x28\x00\x08\x00IS\x02\x00",       // Number of Frames
+            b"\x28\x00\x06\x00",                 // Planar Configuration
             b"\x28\x00\x10\x30SQ\x00\x00\xff\xff\xff\xff", // VOI LUT Sequence
             b"\x28\x00\x00\x30SQ\x00\x00\xff\xff\xff\xff", // Modality LUT Sequence
-            b"\x28\x00\x02\x30US\x06\x00",   // LUT Descriptor
-            b"\x28\x00\x53\x10DS",           // Rescale Slope
-            b"\x28\x00\x50\x10DS",           // Window Center
-            b"\x02\x00\x10\x00UI",           // Transfer Syntax UID
+            b"\x28\x00\x02\x30US\x06\x00",       // LUT Descriptor
+            b"\x28\x00\x53\x10DS",               // Rescale Slope
+            b"\x28\x00\x50\x10DS",               // Window Center
+            b"\x02\x00\x10\x00UI",               // Transfer Syntax UID
             b"SQ\x00\x00\xff\xff\xff\xff",
             b"OB\x00\x00",
             b"OW\x00\x00",
@@ -267,10 +271,34 @@ pub const MANIFEST: Target = Target {
     grammar: Grammar {
         fields: mutate::no_fields,
         dictionary: &[
-            b"\"", b"{", b"}", b"[", b"]", b",", b":", b"null", b"true", b"0", b"-1", b"1e309",
-            b"-0.0", b"4294967296", b"18446744073709551616", b"100000", b"65536",
-            b"\"fp32\"", b"\"int8\"", b"\"merge\"", b"\"x86_64\"", b"\"aarch64\"", b"\"\"",
-            b"\"../vocab.json\"", b"\"/\"", b"\"manifest.json\"", b"\"\\u0000\"", b"\"\\ud800\"",
+            b"\"",
+            b"{",
+            b"}",
+            b"[",
+            b"]",
+            b",",
+            b":",
+            b"null",
+            b"true",
+            b"0",
+            b"-1",
+            b"1e309",
+            b"-0.0",
+            b"4294967296",
+            b"18446744073709551616",
+            b"100000",
+            b"65536",
+            b"\"fp32\"",
+            b"\"int8\"",
+            b"\"merge\"",
+            b"\"x86_64\"",
+            b"\"aarch64\"",
+            b"\"\"",
+            b"\"../vocab.json\"",
+            b"\"/\"",
+            b"\"manifest.json\"",
+            b"\"\\u0000\"",
+            b"\"\\ud800\"",
             b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
             b"{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":",
         ],
@@ -285,13 +313,37 @@ pub const CONFIG: Target = Target {
     grammar: Grammar {
         fields: mutate::no_fields,
         dictionary: &[
-            b"\n[dicom]\n", b"\n[watch]\n", b"\n[display]\n", b"\n[[dicom]]\n", b"ae_title = \"",
-            b"bind = \"[::1]:0\"", b"dir = \"\"", b" = 18446744073709551615", b" = -1", b" = 0",
-            b" = inf", b" = nan", b" = 1e400", b"\"\"\"", b"'''", b"{ }", b" = { dir = \"d\" }",
-            b"\"\\u0000\"", b"\"\\uD800\"", b"1979-05-27T07:32:00Z", b"\n", b"#", b"=", b"\"",
-            b"threads = 0\n", b"kind = \"framebuffer\"\n", b"kind = \"ssd1306\"\n",
-            b"0x7fffffffffffffff", b"99999999999999999999",
-            b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", b"a.b.c.d.e.f.g = 1\n",
+            b"\n[dicom]\n",
+            b"\n[watch]\n",
+            b"\n[display]\n",
+            b"\n[[dicom]]\n",
+            b"ae_title = \"",
+            b"bind = \"[::1]:0\"",
+            b"dir = \"\"",
+            b" = 18446744073709551615",
+            b" = -1",
+            b" = 0",
+            b" = inf",
+            b" = nan",
+            b" = 1e400",
+            b"\"\"\"",
+            b"'''",
+            b"{ }",
+            b" = { dir = \"d\" }",
+            b"\"\\u0000\"",
+            b"\"\\uD800\"",
+            b"1979-05-27T07:32:00Z",
+            b"\n",
+            b"#",
+            b"=",
+            b"\"",
+            b"threads = 0\n",
+            b"kind = \"framebuffer\"\n",
+            b"kind = \"ssd1306\"\n",
+            b"0x7fffffffffffffff",
+            b"99999999999999999999",
+            b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+            b"a.b.c.d.e.f.g = 1\n",
         ],
         fixup: None,
     },

@@ -1,10 +1,11 @@
 //! Fuzzing: one target per input format (DICOM, PNG, JPEG, bundle manifest,
 //! serve configuration), each run over its committed seed corpus
-//! (`tests/fuzz/corpus/<format>/`) and 10 000 mutations of it on every
-//! `cargo test`. A run fails on a panic, an error that does not name its input,
-//! a case whose peak heap passes [`MAX_CASE_HEAP`], or a case running past the
-//! hang timeout; each failing case is saved and printed with the command that
-//! replays it (README, "Fuzzing").
+//! (`tests/fuzz/corpus/<format>/`, regression cases included) and 10 000
+//! mutations of it on every `cargo test` (2 000 under an emulator). A run fails
+//! on a panic, an error that does not name its input, a case whose peak heap
+//! passes [`MAX_CASE_HEAP`], or a case running past the hang timeout; each
+//! failing case is saved and printed with the command that replays it (README,
+//! "Fuzzing"). What each target runs: `targets`.
 //!
 //! # Why a mutator of our own
 //! CI is stable Rust on 2 cores with a time budget, and what found the bugs this
@@ -16,17 +17,21 @@
 //! - not bolero: on stable it generates inputs from its type generators rather
 //!   than mutating a corpus, and random bytes rarely get past a DICOM preamble
 //!   or a PNG CRC;
-//! - not proptest: its strategies build values from scratch, and its
-//!   shrinking, its strength, needs no help here (a failing case is a file to
-//!   replay); the allocation bound and the hang watchdog have to be ours anyway.
+//! - not proptest: its strategies build values from scratch rather than edit
+//!   files, and its strength, shrinking, matters little when a failing case is
+//!   a small file to replay; the allocation bound and the hang watchdog would
+//!   have to be ours anyway.
 //!
-//! `mutate` is an AFL-style havoc stack with a dictionary per format and a PNG
-//! CRC repair, seeded per case, so CI runs the same cases every time and any
-//! case is made again from its number. It has no coverage feedback: the seeds
-//! are chosen to cover the branches instead (every decodable DICOM transfer
-//! syntax, sequences of undefined length, 8/16-bit, grey, alpha, palette and
-//! RGB PNGs, baseline, progressive and colour JPEGs, both decoder kinds in the
-//! manifest, the board configurations).
+//! `mutate` is an AFL-style havoc stack with a dictionary per format, edits
+//! aimed at the header fields that size the decoders' buffers (width, height,
+//! bits, samples) and a PNG CRC repair, seeded per case, so CI runs the same
+//! cases every time and any case is made again from its number. It has no
+//! coverage feedback: the seeds are chosen to cover the branches instead (each
+//! family of DICOM transfer syntax this build decodes: native little and big
+//! endian, implicit VR, deflated, RLE, JPEG baseline and lossless, JPEG 2000,
+//! and sequences of undefined length; 8/16-bit grey, grey+alpha, palette and RGB
+//! PNGs; baseline, progressive and colour JPEGs; both decoder kinds in the
+//! manifest; the board configurations).
 //!
 //! The binary is its own test target so its counting allocator (`alloc`) sees
 //! only fuzz cases, which run one at a time.

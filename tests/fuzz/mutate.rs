@@ -87,7 +87,7 @@ pub struct Grammar {
     pub dictionary: &'static [&'static [u8]],
     /// Repairs a checksum after mutation (PNG chunk CRCs), so that most cases
     /// get past it into the decoder; applied to 7 cases in 8.
-    pub fixup: Option<fn(&mut Vec<u8>)>,
+    pub fixup: Option<fn(&mut [u8])>,
 }
 
 /// Mutate a copy of `corpus[pick]` for one case; `max_len` caps the result.
@@ -289,7 +289,7 @@ pub fn dicom_fields(data: &[u8]) -> Vec<Field> {
 }
 
 /// Recompute the CRC of every whole chunk of a PNG.
-pub fn fix_png_crcs(data: &mut Vec<u8>) {
+pub fn fix_png_crcs(data: &mut [u8]) {
     let mut at = 8;
     while at + 12 <= data.len() {
         let n = u32::from_be_bytes(data[at..at + 4].try_into().unwrap()) as usize;

@@ -337,3 +337,61 @@ fn ceiling_breached(size: usize) -> ! {
     }
     std::process::exit(1);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A target that panics on `P`, allocates 4 MiB on `A`, breaks an
+    /// invariant on `E`, and accepts anything else.
+    fn faulty(bytes: &[u8]) -> Result<bool, String> {
+        match bytes.first() {
+            Some(b'P') => panic!("boom"),
+            Some(b'A') => Ok(std::hint::black_box(vec![1u8; 4 << 20]).len() > 1),
+            Some(b'E') => Err("broken".into()),
+            _ => Ok(true),
+        }
+    }
+
+    #[test]
+    fn panics_heap_and_broken_invariants_are_caught_and_named() {
+        let _one_at_a_time = RUN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        install_hooks();
+        let target = Target {
+            name: "self-test",
+            ext: "bin",
+            grammar: Grammar {
+                fields: mutate::no_fields,
+                dictionary: &[b""],
+                fixup: None,
+            },
+            run: faulty,
+        };
+        let settings = Settings::from_env("self-test");
+        let inputs = [&b"ok"[..], b"P", b"A", b"E", b"fine"];
+        let cases: Cases<'_> = Box::new(
+            inputs
+                .into_iter()
+                .map(|b| b.to_vec())
+                .enumerate()
+                .map(|(n, b)| (n as u64, b)),
+        );
+        let tally = run_cases(&target, &settings, cases, 1 << 20);
+        assert_eq!((tally.cases, tally.accepted), (5, 2));
+        let failures = tally.failures.join("\n");
+        assert_eq!(tally.failures.len(), 3, "{failures}");
+        assert!(
+            tally.failures[0].contains("case 1: panicked") && failures.contains("boom"),
+            "{failures}"
+        );
+        assert!(
+            tally.failures[1].contains("case 2: peak heap 4.0 MiB over the bound of 1 MiB"),
+            "{failures}"
+        );
+        assert!(tally.failures[2].contains("case 3: broken"), "{failures}");
+        assert!(
+            failures.contains("replay: FUZZ_REPLAY=self-test:"),
+            "{failures}"
+        );
+    }
+}

@@ -285,6 +285,9 @@ pub fn decode(bytes: &[u8], input: &str, opts: &ValidateOptions) -> Result<Radio
         format: "DICOM",
         reason: format!("{what}: {}", error_chain(e)),
     };
+    // Again on the whole object: elements after Pixel Data, which the header
+    // pass stops at, may set them.
+    check_bits(&obj, input)?;
     check_encapsulated(&obj, input)?;
     let decoded = obj
         .decode_pixel_data_frame(0)

@@ -15,7 +15,9 @@ use crate::preprocess::Gray16;
 use crate::report::StudyInfo;
 
 pub mod dicom;
+pub mod dicom_frame;
 pub mod dicom_lengths;
+pub mod dicom_rle;
 mod error;
 pub mod raster;
 pub mod source;

@@ -162,6 +162,22 @@ fn tampered_bundle_is_refused_naming_the_file() {
 }
 
 #[test]
+fn a_manifest_declaring_a_huge_input_size_is_refused_before_anything_allocates() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_bundle(dir.path());
+    let path = dir.path().join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    m["model"]["input_size"] = 1_000_000.into();
+    m["preprocess"]["size"] = 1_000_000.into();
+    std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+    let err = failed(&cxr(&[&"report", &sample(), &"--model", &dir.path()]));
+    assert!(
+        err.contains("manifest.json") && err.contains("input size 1000000 is outside"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_inputs_are_named_and_do_not_stop_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty.png");

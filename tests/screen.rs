@@ -1,7 +1,8 @@
 //! The screen and the display sinks: golden PNG screens (pixel-exact, rewritten
-//! only with `UPDATE_GOLDEN=1`), `MockDisplay` widget patterns, the real
-//! `mipidsi` driver decoded from its SPI stream, and the framebuffer target over
-//! a `Vec` and a mapped file.
+//! only with `UPDATE_GOLDEN=1`, after which each changed PNG is looked at before
+//! it is committed), the text each page shows, `MockDisplay` widget patterns, the
+//! real `mipidsi` driver decoded from its SPI stream, and the framebuffer target
+//! over a `Vec` and a mapped file.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -10,7 +11,9 @@ use std::rc::Rc;
 use cxr_edge::preprocess::{to_gray16, Gray16};
 use cxr_edge::report::{Finding, Heatmap, Report, StudyInfo, Timings};
 use cxr_edge::screen::{self, Canvas, Outbox, Screen, ScreenState, Status};
-use cxr_edge::sink::{self, FbFormat, FbTarget, FramebufferSink, Layout, PngSink, Sink};
+use cxr_edge::sink::{
+    self, Button, ButtonSource, FbFormat, FbTarget, FramebufferSink, Layout, PngSink, Sink,
+};
 use cxr_edge::Observation;
 use embedded_graphics::mock_display::MockDisplay;
 use embedded_graphics::pixelcolor::{BinaryColor, Rgb565, Rgb888};
@@ -79,6 +82,29 @@ const LONG: &str = "Moderate cardiomegaly, increased since the prior examination
     Recommend follow-up radiograph after treatment to document resolution of the \
     right basilar opacity.";
 
+/// Every observation flagged, as the impression composer words them (hedged
+/// near the threshold, definite above its band).
+fn many_flags() -> Report {
+    report(
+        "Cardiomegaly. Pleural effusion. Possible pulmonary edema. Possible atelectasis. \
+         Findings consistent with pneumonia. Possible consolidation. Possible pulmonary \
+         opacity. Pneumothorax cannot be excluded. Possible pulmonary nodule or mass.",
+        vec![
+            finding(Observation::Cardiomegaly, 0.93),
+            finding(Observation::PleuralEffusion, 0.88),
+            finding(Observation::Edema, 0.74),
+            finding(Observation::Atelectasis, 0.69),
+            finding(Observation::Pneumonia, 0.81),
+            finding(Observation::Consolidation, 0.62),
+            finding(Observation::LungOpacity, 0.58),
+            finding(Observation::Pneumothorax, 0.53),
+            finding(Observation::LungLesion, 0.51),
+            finding(Observation::NoFinding, 0.02),
+        ],
+        Some(heatmap(7.0, 9.0)),
+    )
+}
+
 /// The screens under test, by golden file name.
 fn screens() -> Vec<(&'static str, Screen)> {
     let img = radiograph();
@@ -129,6 +155,18 @@ fn screens() -> Vec<(&'static str, Screen)> {
             Screen::result(&long, Some(&img), status()).with_page(1),
         ),
         (
+            "many_flags_page1",
+            Screen::result(&many_flags(), Some(&img), status()),
+        ),
+        (
+            "many_flags_page2",
+            Screen::result(&many_flags(), Some(&img), status()).with_page(1),
+        ),
+        (
+            "many_flags_page3",
+            Screen::result(&many_flags(), Some(&img), status()).with_page(2),
+        ),
+        (
             "error",
             Screen::error(
                 "Cannot read the model bundle /var/lib/cxr-edge/model: manifest.json is missing. \
@@ -149,12 +187,19 @@ fn golden_path(name: &str) -> PathBuf {
         .join(format!("{name}.png"))
 }
 
-/// Compares `actual` with the golden PNG pixel by pixel; `UPDATE_GOLDEN=1` rewrites it.
+/// Compares `actual` with the golden PNG pixel by pixel. `UPDATE_GOLDEN=1`
+/// rewrites the goldens that differ (only those, so `git status` lists what
+/// changed) and names each one: a person looks at every one of them before it
+/// is committed (`tests/golden/README.md`).
 fn check_golden(name: &str, actual: &image::RgbImage) {
     let path = golden_path(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        actual.save(&path).unwrap();
+        let same = image::open(&path).is_ok_and(|old| old.to_rgb8() == *actual);
+        if !same {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            actual.save(&path).unwrap();
+            eprintln!("rewrote {}: look at it before committing", path.display());
+        }
         return;
     }
     let expected = image::open(&path)
@@ -196,13 +241,135 @@ fn golden_colour_screens() {
 #[test]
 fn golden_mono_screens() {
     for (name, screen) in screens() {
-        if matches!(name, "idle" | "several_findings" | "long_page1" | "error") {
-            check_golden(
-                &format!("mono_{name}"),
-                &sink::render(&screen, Layout::Mono).to_rgb_image(),
+        if name.starts_with("many_flags") || name == "processing" {
+            continue;
+        }
+        check_golden(
+            &format!("mono_{name}"),
+            &sink::render(&screen, Layout::Mono).to_rgb_image(),
+        );
+    }
+    // The OLED takes more pages for the same result.
+    let many = Screen::result(&many_flags(), Some(&radiograph()), status());
+    for page in 0..screen::page_count_mono(&many) {
+        check_golden(
+            &format!("mono_many_flags_page{}", page + 1),
+            &sink::render(&many.clone().with_page(page), Layout::Mono).to_rgb_image(),
+        );
+    }
+}
+
+/// The text of every page of `screen` in `layout`, one string per page.
+fn all_pages(screen: &Screen, layout: Layout) -> Vec<String> {
+    (0..sink::page_count(screen, layout))
+        .map(|page| {
+            let s = screen.clone().with_page(page);
+            match layout {
+                Layout::Colour => screen::page_text(&s),
+                Layout::Mono => screen::page_text_mono(&s),
+            }
+            .join("\n")
+        })
+        .collect()
+}
+
+#[test]
+fn every_flagged_finding_and_every_word_is_on_some_page() {
+    let report = many_flags();
+    let many = Screen::result(&report, None, status());
+    assert_eq!(many.labels.len(), 9, "all nine observations flagged");
+    for layout in [Layout::Colour, Layout::Mono] {
+        let pages = all_pages(&many, layout);
+        assert!(pages.len() > 1, "{layout:?}: {pages:?}");
+        for label in &many.labels {
+            let row = format!("{} {}", label.name, screen::score_text(label.score));
+            let shown = pages
+                .iter()
+                .filter(|p| {
+                    p.lines()
+                        .any(|l| l.split_whitespace().eq(row.split_whitespace()))
+                })
+                .count();
+            assert_eq!(shown, 1, "{layout:?}: {row:?} on one page: {pages:#?}");
+        }
+        // The impression, read page after page, is the whole impression.
+        let is_label_row = |l: &str| {
+            many.labels.iter().any(|x| {
+                let row = format!("{} {}", x.name, screen::score_text(x.score));
+                l.split_whitespace().eq(row.split_whitespace())
+            })
+        };
+        let mut read: Vec<&str> = Vec::new();
+        for page in &pages {
+            let lines: Vec<&str> = page.lines().collect();
+            let body = match layout {
+                Layout::Colour => {
+                    let at = lines.iter().position(|l| *l == "IMPRESSION").unwrap();
+                    &lines[at + 1..lines.len() - 1]
+                }
+                Layout::Mono => &lines[..lines.len() - 1],
+            };
+            read.extend(body.iter().copied().filter(|l| {
+                !(l.starts_with("page ")
+                    || l.starts_with("impression: pages")
+                    || *l == "Flagged: model score"
+                    || is_label_row(l))
+            }));
+        }
+        let words: Vec<&str> = report.impression.split_whitespace().collect();
+        let read_words: Vec<&str> = read.iter().flat_map(|l| l.split_whitespace()).collect();
+        assert_eq!(read_words, words, "{layout:?}: {pages:#?}");
+        for (i, page) in pages.iter().enumerate() {
+            let disclaimer = match layout {
+                Layout::Colour => screen::DISCLAIMER,
+                Layout::Mono => screen::DISCLAIMER_SHORT,
+            };
+            assert!(page.contains(disclaimer), "{layout:?} page {i}: {page}");
+            assert!(!page.contains('%'), "{layout:?} page {i}: {page}");
+        }
+    }
+    let colour = all_pages(&many, Layout::Colour);
+    assert!(colour[0].contains("1-4 of 9\nMODEL SCORE"), "{}", colour[0]);
+    assert!(colour[0].contains("page 1/3"), "{}", colour[0]);
+    let mono = all_pages(&many, Layout::Mono);
+    assert!(mono[0].starts_with("Flagged: model score"), "{}", mono[0]);
+}
+
+#[test]
+fn every_result_says_what_it_is_and_refusals_show_no_result() {
+    for (name, s) in screens() {
+        let colour = screen::page_text(&s).join("\n");
+        let mono = screen::page_text_mono(&s).join("\n");
+        if s.state == ScreenState::Result {
+            assert!(colour.contains(screen::DISCLAIMER), "{name}: {colour}");
+            assert!(mono.contains(screen::DISCLAIMER_SHORT), "{name}: {mono}");
+            assert!(
+                colour.contains("MODEL SCORE") || s.labels.is_empty(),
+                "{name}"
+            );
+        } else {
+            assert!(
+                colour.is_empty() && mono.is_empty(),
+                "{name}: {colour}{mono}"
             );
         }
     }
+    let normal = Screen::result(
+        &report("No acute cardiopulmonary abnormality.", vec![], None),
+        None,
+        status(),
+    );
+    assert_eq!(
+        screen::page_text_mono(&normal),
+        [
+            "No flagged findings",
+            "No acute",
+            "cardiopulmonary",
+            "abnormality.",
+            "Not a diagnosis"
+        ]
+    );
+    assert_eq!(screen::page_count(&normal), 1);
 }
 
 #[test]
@@ -225,8 +392,13 @@ fn long_impression_pages_and_wraps_around() {
         "pages wrap around"
     );
     let mut next = long.clone();
-    next.next_page();
+    next.next_page(pages);
     assert_eq!(next.page, 1);
+    next.previous_page(pages);
+    next.previous_page(pages);
+    assert_eq!(next.page, pages - 1, "before the first page: the last");
+    next.next_page(pages);
+    assert_eq!(next.page, 0, "after the last page: the first");
     assert!(
         screen::page_count_mono(long) > pages,
         "the OLED needs more pages"
@@ -344,8 +516,8 @@ fn colour_header_and_labels_widget() {
     );
     // High-scoring finding label is red, the moderate one amber.
     let canvas = colour(several);
-    let first = canvas.get(107 + 60, 40 + 1).unwrap();
-    let second = canvas.get(107 + 60, 61 + 1).unwrap();
+    let first = canvas.get(107 + 60, 50 + 1).unwrap();
+    let second = canvas.get(107 + 60, 69 + 1).unwrap();
     assert!(first.r() > 20 && first.g() < 20, "red label: {first:?}");
     assert!(
         second.r() > 25 && second.g() > 30 && second.b() < 8,
@@ -655,4 +827,137 @@ fn board_configs_parse_as_serve_configs() {
         seen += 1;
     }
     assert_eq!(seen, 4, "two boards × two displays");
+}
+
+/// A display that keeps every screen it was given.
+#[derive(Clone, Default)]
+struct Shown(Rc<RefCell<Vec<Screen>>>);
+
+impl Sink for Shown {
+    fn show(&mut self, screen: &Screen) -> Result<(), sink::SinkError> {
+        self.0.borrow_mut().push(screen.clone());
+        Ok(())
+    }
+}
+
+/// Buttons pressed on cue: each poll takes the next press queued.
+struct Pressed(Rc<RefCell<std::collections::VecDeque<Button>>>);
+
+impl ButtonSource for Pressed {
+    fn poll(&mut self) -> Option<Button> {
+        self.0.borrow_mut().pop_front()
+    }
+}
+
+#[test]
+fn serve_turns_result_pages_on_a_timer_and_on_buttons() {
+    use std::time::{Duration, Instant};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!(
+        "store = {:?}\nmin_free_bytes = 0\npoll_ms = 10\n[watch]\ndir = {:?}\n\
+         [display]\npage_ms = 4000\n[buttons]\nnext_page = 5\nprevious_page = 6\n",
+        tmp.path().join("store"),
+        tmp.path().join("drop"),
+    );
+    let config = cxr_edge::serve::ServeConfig::parse(&text, "unit.toml").unwrap();
+    assert_eq!(config.display.page_ms, 4000);
+    assert_eq!(
+        (config.buttons.next_page, config.buttons.previous_page),
+        (Some(5), Some(6))
+    );
+    let film = cxr_edge::input::synth::SynthCr::new(812, 300, 260);
+    let key = film.sop_instance_uid.clone();
+    cxr_edge::store::Store::open(
+        tmp.path().join("store"),
+        cxr_edge::store::StoreOptions { min_free_bytes: 0 },
+    )
+    .unwrap()
+    .accept(&key, &film.to_bytes(), "dcm")
+    .unwrap();
+
+    let shown = Shown::default();
+    let analyser = |r: &cxr_edge::input::Radiograph| -> Result<Report, String> {
+        let mut report = many_flags();
+        report.study = r.info.clone();
+        Ok(report)
+    };
+    let mut server =
+        cxr_edge::serve::Server::start(&config, analyser, Box::new(shown.clone())).unwrap();
+    let presses = Rc::new(RefCell::new(std::collections::VecDeque::new()));
+    server.set_buttons(Box::new(Pressed(presses.clone())));
+
+    let before = Instant::now();
+    let outcomes = server.step();
+    let after = Instant::now();
+    assert!(
+        matches!(outcomes.as_slice(), [(k, cxr_edge::serve::Outcome::Reported(_))] if *k == key),
+        "{outcomes:?}"
+    );
+    let ms = Duration::from_millis;
+    // The clock is passed in: the first turn comes a whole period after the
+    // result went up, and each later one a period after the one before.
+    assert_eq!(server.turn_pages(before + ms(3999)), None);
+    let t1 = after + ms(4000);
+    assert_eq!(server.turn_pages(t1), Some(1));
+    assert_eq!(server.turn_pages(t1 + ms(3999)), None);
+    assert_eq!(server.turn_pages(t1 + ms(4000)), Some(2));
+    let t3 = t1 + ms(8000);
+    assert_eq!(
+        server.turn_pages(t3),
+        Some(0),
+        "after the last page, the first"
+    );
+    // Buttons turn at once, both ways, without waiting for the timer.
+    presses
+        .borrow_mut()
+        .extend([Button::NextPage, Button::PreviousPage, Button::PreviousPage]);
+    assert_eq!(server.turn_pages(t3), Some(1));
+    assert_eq!(server.turn_pages(t3), Some(0));
+    assert_eq!(
+        server.turn_pages(t3),
+        Some(2),
+        "before the first page, the last"
+    );
+    assert_eq!(
+        server.turn_pages(t3 + ms(3999)),
+        None,
+        "a press restarts the timer"
+    );
+
+    let results: Vec<Screen> = shown
+        .0
+        .borrow()
+        .iter()
+        .filter(|s| s.state == ScreenState::Result)
+        .cloned()
+        .collect();
+    let pages: Vec<usize> = results.iter().map(|s| s.page).collect();
+    assert_eq!(pages, [0, 1, 2, 0, 1, 0, 2]);
+    // What the unit showed in turn holds every flagged finding.
+    let seen: String = results
+        .iter()
+        .map(|s| screen::page_text(s).join("\n"))
+        .collect();
+    for label in &results[0].labels {
+        let row = format!("{} {}", label.name, screen::score_text(label.score));
+        assert!(seen.contains(&row), "{row} never shown");
+    }
+}
+
+#[test]
+fn buttons_need_the_hardware_build_and_are_optional() {
+    let none = sink::ButtonsConfig::default().open().unwrap();
+    assert!(none.is_none(), "no [buttons]: timed pages only");
+    let wanted = sink::ButtonsConfig {
+        gpiochip: Some("/nonexistent/gpiochip9".into()),
+        next_page: Some(5),
+        previous_page: None,
+    };
+    let err = wanted.open().err().expect("no GPIO chip here");
+    if cfg!(feature = "hardware") {
+        assert!(err.to_string().contains("/nonexistent/gpiochip9"), "{err}");
+    } else {
+        assert!(err.to_string().contains("hardware"), "{err}");
+    }
 }

@@ -234,6 +234,8 @@ pub fn build(
         onnx_encoder: "encoder.onnx".into(),
         onnx_decoder: "decoder.onnx".into(),
         parity: "parity.json".into(),
+        view_check: None,
+        impression_bank: None,
         files,
         provenance: options.provenance.clone(),
         metrics: options.metrics.clone(),
@@ -287,6 +289,59 @@ pub fn recompile(dir: &Path) -> Result<Bundle, BundleError> {
         };
     }
     manifest.tract_version = TRACT_VERSION.into();
+    write_manifest(dir, &manifest)?;
+    Bundle::open(dir)
+}
+
+/// Add (or replace) a bundle's view check: write `view_check.safetensors`,
+/// name it in the manifest with its hash, and re-open the bundle through the
+/// device's checks.
+pub fn attach_view_check(
+    dir: &Path,
+    check: &crate::view_check::ViewCheck,
+) -> Result<Bundle, BundleError> {
+    attach(dir, crate::view_check::FILE, &check.to_bytes(), |m| {
+        &mut m.view_check
+    })
+}
+
+/// Add (or replace) a bundle's impression sentence bank, as
+/// [`attach_view_check`] does.
+pub fn attach_impression_bank(
+    dir: &Path,
+    bank: &crate::impression::SentenceBank,
+) -> Result<Bundle, BundleError> {
+    let bytes = serde_json::to_vec_pretty(bank).expect("sentence bank serialises");
+    attach(dir, crate::impression::bank::FILE, &bytes, |m| {
+        &mut m.impression_bank
+    })
+}
+
+/// Write `bytes` as `name` into the bundle, point the manifest `slot` at it
+/// (removing the file it named before, if another), hash it, re-open.
+fn attach(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    slot: impl Fn(&mut Manifest) -> &mut Option<String>,
+) -> Result<Bundle, BundleError> {
+    let bundle = Bundle::open(dir)?;
+    let mut manifest = bundle.manifest().clone();
+    if let Some(old) = slot(&mut manifest).take().filter(|old| old != name) {
+        manifest.files.remove(&old);
+        let path = dir.join(&old);
+        std::fs::remove_file(&path).map_err(BundleError::io(&path))?;
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).map_err(BundleError::io(&path))?;
+    manifest.files.insert(
+        name.into(),
+        FileEntry {
+            sha256: sha256_hex(bytes),
+            bytes: bytes.len() as u64,
+        },
+    );
+    *slot(&mut manifest) = Some(name.into());
     write_manifest(dir, &manifest)?;
     Bundle::open(dir)
 }

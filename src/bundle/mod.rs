@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-pub use build::{build, recompile, synthetic_image, BuildOptions};
+pub use build::{
+    attach_impression_bank, attach_view_check, build, recompile, synthetic_image, BuildOptions,
+};
 pub use compile::{compile, load_nnef, load_onnx};
 pub use manifest::{
     Artefact, FileEntry, Manifest, ObservationThreshold, Precision, VocabEntry, SCHEMA_VERSION,
@@ -105,6 +107,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Largest model input side a bundle may declare: preprocessing allocates
+/// `size²` values per film, so a corrupt manifest must not set it freely.
+/// (224 and 128 are what the trainer builds; 1024 leaves room.)
+pub const MAX_INPUT_SIZE: usize = 1024;
+
 /// A bundle whose manifest and files have been verified.
 #[derive(Debug, Clone)]
 pub struct Bundle {
@@ -188,7 +195,12 @@ impl Bundle {
             }
         }
         let m = &self.manifest;
-        let problem = if m.preprocess.size != m.model.input_size {
+        let problem = if m.model.input_size == 0 || m.model.input_size > MAX_INPUT_SIZE {
+            Some(format!(
+                "model input size {} is outside 1..={MAX_INPUT_SIZE}",
+                m.model.input_size
+            ))
+        } else if m.preprocess.size != m.model.input_size {
             Some(format!(
                 "preprocess size {} differs from the model input size {}",
                 m.preprocess.size, m.model.input_size

@@ -38,12 +38,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &ReporterOptions {
             threads: config.threads,
             precision: config.precision,
+            force: config.force,
             ..ReporterOptions::default()
         },
     )
     .with_context(|| format!("loading the model bundle {}", bundle.display()))?;
     let sink = config.display.open().context("opening the display")?;
     let mut server = Server::start(&config, reporter, sink)?;
+    if let Some(buttons) = config.buttons.open().context("opening the buttons")? {
+        server.set_buttons(buttons);
+    }
     if let Some(addr) = server.dicom_addr() {
         tracing::info!(%addr, "serving DICOM");
     }

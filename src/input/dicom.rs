@@ -5,7 +5,9 @@
 //! conversion (modality LUT → VOI LUT or window or min-max → MONOCHROME1 inversion).
 //! Before either pass, every declared length is checked against the bytes present
 //! ([`super::dicom_lengths`]), as dicom-rs allocates a value's declared length
-//! before reading it.
+//! before reading it; and RLE, JPEG and JPEG 2000 pixel data are checked against
+//! the header before they are decoded ([`super::dicom_rle`],
+//! [`super::dicom_frame`]), as dicom-rs's decoders for them index unchecked.
 
 use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
@@ -17,6 +19,7 @@ use super::dicom_lengths::{self, LengthError};
 use super::error::{InputError, Refusal};
 use super::validate::ValidateOptions;
 use super::Radiograph;
+use super::{dicom_frame, dicom_rle};
 use crate::report::StudyInfo;
 
 /// 12-bit lossy JPEG (Extended, processes 2 & 4).
@@ -101,6 +104,29 @@ pub(crate) fn text(obj: &DefaultDicomObject, tag: Tag) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
+/// The view of a DX header that states it only in its View Code Sequence
+/// (0054,0220): the first item's Code Meaning, else its Code Value.
+fn view_code_meaning(obj: &DefaultDicomObject) -> Option<String> {
+    let items = obj
+        .element_opt(tags::VIEW_CODE_SEQUENCE)
+        .ok()
+        .flatten()?
+        .items()?;
+    let item = items.first()?;
+    let field = |tag| {
+        let s = item
+            .element_opt(tag)
+            .ok()
+            .flatten()?
+            .to_str()
+            .ok()?
+            .into_owned();
+        let s = s.trim_matches(['\0', ' ']).trim().to_string();
+        (!s.is_empty()).then_some(s)
+    };
+    field(tags::CODE_MEANING).or_else(|| field(tags::CODE_VALUE))
+}
+
 fn uint(obj: &DefaultDicomObject, tag: Tag) -> Option<u64> {
     obj.element_opt(tag).ok().flatten()?.to_int::<u64>().ok()
 }
@@ -169,6 +195,71 @@ fn check_transfer_syntax(header: &DefaultDicomObject, input: &str) -> Result<(),
     Ok(())
 }
 
+/// Refuse encapsulated pixel data that dicom-rs's decoders would index past:
+/// RLE ([`dicom_rle`]), JPEG and JPEG 2000 ([`dicom_frame`]); native pixel data
+/// and other transfer syntaxes pass.
+fn check_encapsulated(obj: &DefaultDicomObject, input: &str) -> Result<(), InputError> {
+    let ts = obj.meta().transfer_syntax().trim_end_matches(['\0', ' ']);
+    let fragment = obj
+        .element_opt(tags::PIXEL_DATA)
+        .ok()
+        .flatten()
+        .and_then(|e| e.value().fragments())
+        .and_then(|f| f.first());
+    let attrs = [
+        tags::ROWS,
+        tags::COLUMNS,
+        tags::SAMPLES_PER_PIXEL,
+        tags::BITS_ALLOCATED,
+    ]
+    .map(|t| uint(obj, t));
+    // Without these the decoders refuse the data by themselves.
+    let (Some(fragment), [Some(rows), Some(cols), Some(samples), Some(bits_allocated)]) =
+        (fragment, attrs)
+    else {
+        return Ok(());
+    };
+    let problem = if ts == dicom_rle::RLE_LOSSLESS {
+        dicom_rle::check(fragment, rows, cols, samples, bits_allocated).map_err(|e| e.to_string())
+    } else {
+        let expected = dicom_frame::Expected {
+            rows,
+            cols,
+            samples,
+            bits_allocated,
+        };
+        dicom_frame::check(ts, fragment, expected).map_err(|e| e.to_string())
+    };
+    problem.map_err(|reason| InputError::Corrupt {
+        input: input.to_string(),
+        format: "DICOM",
+        reason,
+    })
+}
+
+/// Refuse a sample layout no chest radiograph has (PS3.3 C.8.11.3, DX: 8 or
+/// 16 bits allocated, at most that many stored) before dicom-rs's VOI LUT,
+/// which panics on more than 16 bits stored, is built from it.
+fn check_bits(header: &DefaultDicomObject, input: &str) -> Result<(), InputError> {
+    let allocated = uint(header, tags::BITS_ALLOCATED);
+    let stored = uint(header, tags::BITS_STORED);
+    match (allocated, stored) {
+        (Some(a @ (8 | 16)), Some(s)) if (1..=a).contains(&s) => Ok(()),
+        // Absent: no pixel data to decode, refused later by name.
+        (None, None) => Ok(()),
+        (a, s) => Err(InputError::Corrupt {
+            input: input.to_string(),
+            format: "DICOM",
+            reason: format!(
+                "Bits Allocated {} with Bits Stored {}: a radiograph has 8 or 16 bits \
+                 allocated and 1 to that many stored",
+                a.map_or("absent".into(), |v| v.to_string()),
+                s.map_or("absent".into(), |v| v.to_string())
+            ),
+        }),
+    }
+}
+
 /// Decode a DICOM Part 10 file into a radiograph (see the module doc for the order).
 pub fn decode(bytes: &[u8], input: &str, opts: &ValidateOptions) -> Result<Radiograph, InputError> {
     let bytes = check_lengths(bytes, input, opts.max_input_bytes)?;
@@ -177,11 +268,14 @@ pub fn decode(bytes: &[u8], input: &str, opts: &ValidateOptions) -> Result<Radio
     if let (Some(rows), Some(cols)) = (uint(&header, tags::ROWS), uint(&header, tags::COLUMNS)) {
         opts.check_dimensions(input, cols, rows)?;
     }
+    check_bits(&header, input)?;
     opts.check_header(
         input,
         text(&header, tags::MODALITY).as_deref(),
         text(&header, tags::BODY_PART_EXAMINED).as_deref(),
-        text(&header, tags::VIEW_POSITION).as_deref(),
+        text(&header, tags::VIEW_POSITION)
+            .or_else(|| view_code_meaning(&header))
+            .as_deref(),
     )?;
     let photometric = text(&header, tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default();
     let samples = uint(&header, tags::SAMPLES_PER_PIXEL).unwrap_or(1);
@@ -216,6 +310,10 @@ pub fn decode(bytes: &[u8], input: &str, opts: &ValidateOptions) -> Result<Radio
         format: "DICOM",
         reason: format!("{what}: {}", error_chain(e)),
     };
+    // Again on the whole object: elements after Pixel Data, which the header
+    // pass stops at, may set them.
+    check_bits(&obj, input)?;
+    check_encapsulated(&obj, input)?;
     let decoded = obj
         .decode_pixel_data_frame(0)
         .map_err(|e| corrupt("cannot decode pixel data", &e))?;

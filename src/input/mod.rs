@@ -15,7 +15,9 @@ use crate::preprocess::Gray16;
 use crate::report::StudyInfo;
 
 pub mod dicom;
+pub mod dicom_frame;
 pub mod dicom_lengths;
+pub mod dicom_rle;
 mod error;
 pub mod raster;
 pub mod source;
@@ -37,6 +39,17 @@ pub struct Radiograph {
 /// Decode and validate one input held in memory; `input` names it in errors and
 /// becomes [`StudyInfo::source`].
 pub fn decode_bytes(
+    bytes: &[u8],
+    input: &str,
+    opts: &ValidateOptions,
+) -> Result<Radiograph, InputError> {
+    let radiograph = decode_unjudged(bytes, input, opts)?;
+    opts.check_contrast(input, &radiograph.image)?;
+    Ok(radiograph)
+}
+
+/// [`decode_bytes`] up to the pixel checks that need the whole image.
+fn decode_unjudged(
     bytes: &[u8],
     input: &str,
     opts: &ValidateOptions,

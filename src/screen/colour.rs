@@ -1,9 +1,14 @@
 //! The 240×320 portrait colour layout (ST7789/ILI9341 panels, framebuffer, PNG).
 //!
 //! Top to bottom: a 24 px header (study id, time; its colour tells the state at
-//! a glance), the thumbnail with the heat map beside the flagged findings, the
-//! impression in 8×13 text (28 characters a line, 10 lines a page), and a 24 px
-//! status bar. Fonts are no smaller than 6×10 so the screen reads at arm's length.
+//! a glance), the thumbnail with the heat map beside the flagged findings and
+//! their model scores (four a page), the impression in 8×13 text (28 characters
+//! a line, 9 lines a page), the line saying this is decision support and not a
+//! diagnosis, and a 24 px status bar. A result with more findings or a longer
+//! impression than one page holds has pages ("page 1/3"): page k shows the k-th
+//! four findings and the k-th part of the impression, a part that fits on one
+//! page is shown on every page, and a page past the last part of one says on
+//! which pages it is. Fonts are no smaller than 6×10 so the screen reads at arm's length.
 
 use core::fmt::Write;
 
@@ -20,6 +25,7 @@ use embedded_text::style::TextBoxStyleBuilder;
 use embedded_text::TextBox;
 use heapless::String;
 
+use super::pages::{part, wrap, DISCLAIMER};
 use super::{Label, Outbox, Screen, ScreenState, Status, Thumbnail};
 
 pub const WIDTH: u32 = 240;
@@ -49,13 +55,17 @@ const HIGH_SCORE: f32 = 0.75;
 const HEADER_H: i32 = 24;
 const STATUS_Y: i32 = 296;
 const THUMB_AT: Point = Point::new(4, 28);
-const LABELS_X: i32 = 106;
-const LABELS_W: u32 = 130;
-const LABEL_H: u32 = 19;
+const LABELS_X: i32 = 104;
+const LABELS_W: u32 = 134;
+const LABEL_H: u32 = 17;
+/// Findings beside the thumbnail on one page.
 const LABEL_ROWS: usize = 4;
-/// Where the impression is drawn; also what [`page_count`] measures against.
-const IMPRESSION_BOX: Rectangle = Rectangle::new(Point::new(6, 143), Size::new(228, 150));
-const MAX_PAGES: usize = 16;
+/// The impression in 8×13 text: 28 columns, 9 lines a page.
+const IMPRESSION_AT: Point = Point::new(6, 143);
+const IMPRESSION_COLS: usize = 28;
+const IMPRESSION_LINES: usize = 9;
+const IMPRESSION_LINE_H: i32 = 15;
+const DISCLAIMER_Y: i32 = 285;
 
 fn style(font: &'static MonoFont<'static>, c: Rgb565) -> MonoTextStyle<'static, Rgb565> {
     MonoTextStyle::new(font, c)
@@ -135,9 +145,118 @@ where
     status_bar(target, &screen.status)
 }
 
-/// How many impression pages the colour layout needs for `screen` (at least 1).
+/// How many pages the colour layout needs for a result `screen` (at least 1).
 pub fn page_count(screen: &Screen) -> usize {
-    impression_pages(&screen.impression).len()
+    plan(screen).count
+}
+
+/// The text of the result page of `screen` that [`draw_screen`] shows, top to
+/// bottom (header and status bar left out): what a reader of the panel can
+/// read. Empty for screens other than a result.
+pub fn page_text(screen: &Screen) -> Vec<std::string::String> {
+    if screen.state != ScreenState::Result {
+        return Vec::new();
+    }
+    let p = plan(screen);
+    let mut out = vec![FINDINGS_HEADING.to_string()];
+    let (range, score) = findings_subheading(screen.labels.len(), &p);
+    out.extend(
+        [range.to_string(), score.to_string()]
+            .into_iter()
+            .filter(|s| !s.is_empty()),
+    );
+    match p.labels {
+        Some(_) if screen.labels.is_empty() => out.push(NO_FLAGS.into()),
+        Some((_, labels)) => out.extend(
+            labels
+                .iter()
+                .map(|l| format!("{} {}", l.name, super::score_text(l.score))),
+        ),
+        None => out.push(elsewhere("findings", p.label_parts).to_string()),
+    }
+    out.push("IMPRESSION".into());
+    if p.count > 1 {
+        out.push(page_indicator(&p).to_string());
+    }
+    match &p.impression {
+        Some(lines) => out.extend(lines.iter().map(|l| l.to_string())),
+        None => out.push(elsewhere("impression", p.impression_parts).to_string()),
+    }
+    out.push(DISCLAIMER.into());
+    out
+}
+
+const FINDINGS_HEADING: &str = "FLAGGED FINDINGS";
+const NO_FLAGS: &str = "No flagged findings";
+
+/// One page of a result: which findings and which impression lines it shows
+/// (`None`: that part is on other pages).
+struct Plan<'a> {
+    page: usize,
+    count: usize,
+    label_parts: usize,
+    impression_parts: usize,
+    /// Index of the first finding shown, and the findings shown.
+    labels: Option<(usize, &'a [Label])>,
+    impression: Option<heapless::Vec<&'a str, IMPRESSION_LINES>>,
+}
+
+fn plan(screen: &Screen) -> Plan<'_> {
+    let label_parts = screen.labels.len().div_ceil(LABEL_ROWS).max(1);
+    let lines = wrap(&screen.impression, IMPRESSION_COLS);
+    let impression_parts = lines.len().div_ceil(IMPRESSION_LINES).max(1);
+    let count = label_parts.max(impression_parts);
+    let page = screen.page % count;
+    let labels = part(page, label_parts).map(|k| {
+        let first = k * LABEL_ROWS;
+        let end = (first + LABEL_ROWS).min(screen.labels.len());
+        (first, &screen.labels[first.min(end)..end])
+    });
+    let impression = part(page, impression_parts).map(|k| {
+        lines
+            .iter()
+            .skip(k * IMPRESSION_LINES)
+            .take(IMPRESSION_LINES)
+            .copied()
+            .collect()
+    });
+    Plan {
+        page,
+        count,
+        label_parts,
+        impression_parts,
+        labels,
+        impression,
+    }
+}
+
+/// "findings: pages 1-3": where a part not on this page is.
+fn elsewhere(what: &str, parts: usize) -> String<32> {
+    let mut s = String::new();
+    let _ = write!(s, "{what}: pages 1-{parts}");
+    s
+}
+
+fn page_indicator(p: &Plan) -> String<16> {
+    let mut s = String::new();
+    let _ = write!(s, "page {}/{}", p.page + 1, p.count);
+    s
+}
+
+/// The findings column's second heading line: which findings this page shows
+/// (when they take several pages) and what the numbers are.
+fn findings_subheading(total: usize, p: &Plan) -> (String<16>, &'static str) {
+    let mut range = String::new();
+    if let (true, Some((first, shown))) = (p.label_parts > 1, p.labels) {
+        let last = first + shown.len();
+        let _ = match shown.len() {
+            1 => write!(range, "{last} of {total}"),
+            _ => write!(range, "{}-{last} of {total}", first + 1),
+        };
+    } else if p.labels.is_none() {
+        let _ = write!(range, "{total} in all");
+    }
+    (range, if total > 0 { "MODEL SCORE" } else { "" })
 }
 
 fn result<D: DrawTarget<Color = Rgb565>>(screen: &Screen, target: &mut D) -> Result<(), D::Error> {
@@ -152,10 +271,13 @@ fn result<D: DrawTarget<Color = Rgb565>>(screen: &Screen, target: &mut D) -> Res
             centred_in(target, "no image", &FONT_6X10, MUTED, frame)?;
         }
     }
-    findings(target, &screen.labels)?;
+    let p = plan(screen);
+    findings(target, screen.labels.len(), &p)?;
+    impression(target, &p)?;
+    centred(target, DISCLAIMER, &FONT_6X10, WARN, DISCLAIMER_Y)
+}
 
-    let pages = impression_pages(&screen.impression);
-    let page = screen.page % pages.len();
+fn impression<D: DrawTarget<Color = Rgb565>>(target: &mut D, p: &Plan) -> Result<(), D::Error> {
     Text::with_baseline(
         "IMPRESSION",
         Point::new(6, 129),
@@ -163,90 +285,75 @@ fn result<D: DrawTarget<Color = Rgb565>>(screen: &Screen, target: &mut D) -> Res
         Baseline::Top,
     )
     .draw(target)?;
-    if pages.len() > 1 {
-        let mut s: String<16> = String::new();
-        let _ = write!(s, "page {}/{}", page + 1, pages.len());
-        right(target, &s, &FONT_6X10, WARN, Point::new(234, 129))?;
+    if p.count > 1 {
+        right(
+            target,
+            &page_indicator(p),
+            &FONT_6X10,
+            WARN,
+            Point::new(234, 129),
+        )?;
     }
     Rectangle::new(Point::new(6, 140), Size::new(228, 1))
         .into_styled(PrimitiveStyle::with_fill(FRAME))
         .draw(target)?;
-    TextBox::with_textbox_style(
-        pages[page],
-        IMPRESSION_BOX,
-        style(&FONT_8X13, TEXT),
-        impression_style(),
-    )
-    .draw(target)?;
-    Ok(())
-}
-
-fn impression_style() -> embedded_text::style::TextBoxStyle {
-    TextBoxStyleBuilder::new()
-        .line_height(LineHeight::Pixels(15))
-        .build()
-}
-
-/// The text each page starts with: the text box reports what did not fit,
-/// which is where the next page starts.
-fn impression_pages(text: &str) -> heapless::Vec<&str, MAX_PAGES> {
-    let mut pages = heapless::Vec::new();
-    let mut rest = text;
-    loop {
-        if pages.push(rest).is_err() {
-            break;
-        }
-        let left = TextBox::with_textbox_style(
-            rest,
-            IMPRESSION_BOX,
-            style(&FONT_8X13, TEXT),
-            impression_style(),
+    let Some(lines) = &p.impression else {
+        let note = elsewhere("impression", p.impression_parts);
+        return Text::with_baseline(
+            &note,
+            IMPRESSION_AT,
+            style(&FONT_6X10, MUTED),
+            Baseline::Top,
         )
-        .draw(&mut Discard)
-        .unwrap_or("");
-        let left = left.trim_start();
-        if left.is_empty() || left.len() >= rest.len() {
-            break;
-        }
-        rest = left;
+        .draw(target)
+        .map(drop);
+    };
+    for (i, line) in lines.iter().enumerate() {
+        let at = IMPRESSION_AT + Point::new(0, i as i32 * IMPRESSION_LINE_H);
+        Text::with_baseline(line, at, style(&FONT_8X13, TEXT), Baseline::Top).draw(target)?;
     }
-    pages
+    Ok(())
 }
 
 fn findings<D: DrawTarget<Color = Rgb565>>(
     target: &mut D,
-    labels: &[Label],
+    total: usize,
+    p: &Plan,
 ) -> Result<(), D::Error> {
+    let heading = style(&FONT_6X10, MUTED);
     Text::with_baseline(
-        "FINDINGS",
+        FINDINGS_HEADING,
         Point::new(LABELS_X, 27),
-        style(&FONT_6X10, MUTED),
+        heading,
         Baseline::Top,
     )
     .draw(target)?;
-    let row = |i: usize| Point::new(LABELS_X, 40 + i as i32 * (LABEL_H as i32 + 2));
-    if labels.is_empty() {
-        return label(target, row(0), "No flagged findings", "", CLEAR, TEXT);
-    }
-    let shown = if labels.len() > LABEL_ROWS {
-        LABEL_ROWS - 1
-    } else {
-        labels.len()
+    let (range, score) = findings_subheading(total, p);
+    Text::with_baseline(&range, Point::new(LABELS_X, 38), heading, Baseline::Top).draw(target)?;
+    right(
+        target,
+        score,
+        &FONT_6X10,
+        MUTED,
+        Point::new(LABELS_X + LABELS_W as i32, 38),
+    )?;
+    let row = |i: usize| Point::new(LABELS_X, 50 + i as i32 * (LABEL_H as i32 + 2));
+    let Some((_, labels)) = p.labels else {
+        let note = elsewhere("findings", p.label_parts);
+        return Text::with_baseline(&note, row(0), heading, Baseline::Top)
+            .draw(target)
+            .map(drop);
     };
-    for (i, l) in labels.iter().take(shown).enumerate() {
-        let mut pct: String<8> = String::new();
-        let _ = write!(pct, "{}%", (l.score * 100.0).round() as u32);
+    if total == 0 {
+        return label(target, row(0), NO_FLAGS, "", CLEAR, TEXT);
+    }
+    for (i, l) in labels.iter().enumerate() {
         let (bg, fg) = if l.score >= HIGH_SCORE {
             (HIGH, TEXT)
         } else {
             (MODERATE, Rgb565::BLACK)
         };
-        label(target, row(i), l.name, &pct, bg, fg)?;
-    }
-    if labels.len() > shown {
-        let mut more: String<16> = String::new();
-        let _ = write!(more, "+{} more", labels.len() - shown);
-        label(target, row(shown), &more, "", FRAME, TEXT)?;
+        label(target, row(i), l.name, &super::score_text(l.score), bg, fg)?;
     }
     Ok(())
 }
@@ -453,25 +560,4 @@ fn right<D: DrawTarget<Color = Rgb565>>(
         .build();
     Text::with_text_style(text, at, style(font, c), s).draw(target)?;
     Ok(())
-}
-
-/// A target that draws nothing, for measuring text boxes.
-struct Discard;
-
-impl OriginDimensions for Discard {
-    fn size(&self) -> Size {
-        Size::new(WIDTH, HEIGHT)
-    }
-}
-
-impl DrawTarget for Discard {
-    type Color = Rgb565;
-    type Error = core::convert::Infallible;
-
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb565>>>(
-        &mut self,
-        _: I,
-    ) -> Result<(), Self::Error> {
-        Ok(())
-    }
 }

@@ -8,10 +8,17 @@
 //! [`draw_screen_mono`] for 128×64 SSD1306 OLEDs. The SPI panel, the Linux
 //! framebuffer, the PNG file and `MockDisplay` therefore all get the same pixels
 //! (see [`crate::sink`]).
+//!
+//! Every result screen says that it is decision support, not a diagnosis, and
+//! labels its numbers as model scores (two decimals, never a percentage). A
+//! result that does not fit one screen has pages, so every flagged finding and
+//! the whole impression can be read; [`page_text`] and [`page_text_mono`] give
+//! the text a page shows, and [`Rotation`] times the page turns of `serve`.
 
 mod canvas;
 mod colour;
 mod mono;
+mod pages;
 mod thumb;
 
 use std::path::Path;
@@ -22,8 +29,9 @@ use crate::preprocess::Gray16;
 use crate::report::{Report, StudyInfo};
 
 pub use canvas::Canvas;
-pub use colour::{draw_screen, page_count, HEIGHT, WIDTH};
-pub use mono::{draw_screen_mono, page_count_mono, MONO_HEIGHT, MONO_WIDTH};
+pub use colour::{draw_screen, page_count, page_text, HEIGHT, WIDTH};
+pub use mono::{draw_screen_mono, page_count_mono, page_text_mono, MONO_HEIGHT, MONO_WIDTH};
+pub use pages::{score_text, Rotation, DISCLAIMER, DISCLAIMER_SHORT};
 pub use thumb::Thumbnail;
 
 /// Capacity of the impression text; longer impressions are cut with "...".
@@ -121,7 +129,7 @@ pub struct Screen {
     pub message: String<192>,
     pub thumbnail: Option<Thumbnail>,
     pub status: Status,
-    /// Impression page requested; wraps around the page count of the layout.
+    /// Page of a result requested; wraps around the page count of the layout.
     pub page: usize,
 }
 
@@ -199,15 +207,21 @@ impl Screen {
         s
     }
 
-    /// Shows impression page `page` (wrapping around).
+    /// Shows page `page` of a result (wrapping around).
     pub fn with_page(mut self, page: usize) -> Self {
         self.page = page;
         self
     }
 
-    /// Advances to the next impression page (the "next page" button).
-    pub fn next_page(&mut self) {
-        self.page = self.page.wrapping_add(1);
+    /// Turns to the next page of `pages` (after the last: the first).
+    pub fn next_page(&mut self, pages: usize) {
+        self.page = (self.page % pages.max(1) + 1) % pages.max(1);
+    }
+
+    /// Turns to the previous page of `pages` (before the first: the last).
+    pub fn previous_page(&mut self, pages: usize) {
+        let pages = pages.max(1);
+        self.page = (self.page % pages + pages - 1) % pages;
     }
 }
 

@@ -1,6 +1,12 @@
 //! The 128×64 monochrome layout for SSD1306 OLEDs: 21 columns × 6 rows of 6×10
-//! text. An inverted header row, the top finding, the impression in the
-//! rows left (paged), and a status row.
+//! text. An inverted header row, four content rows and a status row.
+//!
+//! A result's content is one list of rows: what the numbers are ("Flagged:
+//! model score", or "No flagged findings"), one row per flagged finding with its
+//! score, then the impression wrapped to 21 columns; it is cut into pages of
+//! four rows, and the header shows the time and the page ("19:42 2/5"). The
+//! bottom row of a result says "Not a diagnosis", with "!" when the status line
+//! has trouble to report or the queue length ("q3") otherwise.
 
 use core::fmt::Write;
 
@@ -10,17 +16,19 @@ use embedded_graphics::pixelcolor::BinaryColor;
 use embedded_graphics::prelude::*;
 use embedded_graphics::primitives::Rectangle;
 use embedded_graphics::text::{Alignment, Baseline, Text, TextStyleBuilder};
-use embedded_text::style::TextBoxStyleBuilder;
 use embedded_text::TextBox;
 use heapless::String;
 
-use super::{Outbox, Screen, ScreenState};
+use super::pages::{score_text, wrap, DISCLAIMER_SHORT, MAX_LINES};
+use super::{Label, Outbox, Screen, ScreenState};
 
 pub const MONO_WIDTH: u32 = 128;
 pub const MONO_HEIGHT: u32 = 64;
 const ROW: i32 = 10;
 const STATUS_Y: i32 = 54;
-const MAX_PAGES: usize = 32;
+const COLS: usize = 21;
+/// Rows between the header and the bottom row.
+const CONTENT_ROWS: usize = 4;
 
 const ON: MonoTextStyle<'static, BinaryColor> = MonoTextStyle::new(&FONT_6X10, BinaryColor::On);
 
@@ -60,91 +68,125 @@ where
             centred(target, "NOT A CHEST FILM", ON, 24)?;
             centred(target, "no report made", ON, 38)?;
         }
-        ScreenState::Result => {
-            header(target, &screen.study, &screen.time)?;
-            let rows = finding_rows(screen);
-            for (i, row) in rows.iter().enumerate() {
-                Text::with_baseline(row, Point::new(0, 12 + i as i32 * ROW), ON, Baseline::Top)
-                    .draw(target)?;
-            }
-            let area = impression_box(rows.len());
-            let pages = pages(&screen.impression, area);
-            let page = screen.page % pages.len();
-            TextBox::with_textbox_style(pages[page], area, ON, TextBoxStyleBuilder::new().build())
-                .draw(target)?;
-            if pages.len() > 1 {
-                let mut s: String<8> = String::new();
-                let _ = write!(s, "{}/{}", page + 1, pages.len());
-                let style = TextStyleBuilder::new()
-                    .alignment(Alignment::Right)
-                    .baseline(Baseline::Top)
-                    .build();
-                Text::with_text_style(&s, Point::new(MONO_WIDTH as i32, STATUS_Y), ON, style)
-                    .draw(target)?;
-            }
-        }
+        ScreenState::Result => return result(screen, target),
     }
     status(screen, target)
 }
 
-/// How many impression pages the mono layout needs (at least 1).
+/// How many pages the mono layout needs for a result `screen` (at least 1).
 pub fn page_count_mono(screen: &Screen) -> usize {
-    pages(
-        &screen.impression,
-        impression_box(finding_rows(screen).len()),
-    )
-    .len()
+    content(screen).len().div_ceil(CONTENT_ROWS).max(1)
 }
 
-/// One row: the top finding, and how many more are flagged.
-fn finding_rows(screen: &Screen) -> heapless::Vec<String<24>, 1> {
-    let mut row: String<24> = String::new();
-    match screen.labels.first() {
-        None => {
-            let _ = row.push_str("No flagged findings");
-        }
-        Some(top) => {
-            let mut tail: String<12> = String::new();
-            let _ = write!(tail, " {}%", (top.score * 100.0).round() as u32);
-            if screen.labels.len() > 1 {
-                let _ = write!(tail, " +{}", screen.labels.len() - 1);
+/// The text of the result page of `screen` that [`draw_screen_mono`] shows:
+/// the content rows, then the bottom row (header left out). Empty for screens
+/// other than a result.
+pub fn page_text_mono(screen: &Screen) -> Vec<std::string::String> {
+    if screen.state != ScreenState::Result {
+        return Vec::new();
+    }
+    let mut out: Vec<std::string::String> = page_rows(screen)
+        .iter()
+        .map(|l| l.text().to_string())
+        .collect();
+    out.push(DISCLAIMER_SHORT.into());
+    out
+}
+
+/// One content row of a result.
+#[derive(Clone, Copy)]
+enum Row<'a> {
+    Text(&'a str),
+    Finding(&'a Label),
+}
+
+impl Row<'_> {
+    fn text(&self) -> String<24> {
+        match self {
+            Row::Text(t) => super::fit(t),
+            Row::Finding(l) => {
+                let score = score_text(l.score);
+                let room = COLS - 1 - score.len();
+                let name: String<24> = super::fit(l.name);
+                let mut s = String::new();
+                let _ = write!(
+                    s,
+                    "{:<room$} {score}",
+                    name.get(..room.min(name.len())).unwrap_or("")
+                );
+                s
             }
-            // 21 columns: "!" + name (cut to fit) + tail.
-            let room = 21usize.saturating_sub(1 + tail.len());
-            let name: String<24> = super::fit(top.name);
-            let _ = row.push('!');
-            let _ = row.push_str(name.get(..room.min(name.len())).unwrap_or(""));
-            let _ = row.push_str(&tail);
         }
     }
+}
+
+/// Every content row of a result in order: what the numbers are, the flagged
+/// findings, the impression wrapped to the width.
+fn content(screen: &Screen) -> heapless::Vec<Row<'_>, { MAX_LINES + 16 }> {
     let mut rows = heapless::Vec::new();
-    let _ = rows.push(row);
+    let _ = rows.push(Row::Text(if screen.labels.is_empty() {
+        "No flagged findings"
+    } else {
+        "Flagged: model score"
+    }));
+    for l in &screen.labels {
+        let _ = rows.push(Row::Finding(l));
+    }
+    for line in wrap(&screen.impression, COLS) {
+        let _ = rows.push(Row::Text(line));
+    }
     rows
 }
 
-fn impression_box(finding_rows: usize) -> Rectangle {
-    let top = 12 + finding_rows as i32 * ROW + 1;
-    Rectangle::new(
-        Point::new(0, top),
-        Size::new(MONO_WIDTH, (STATUS_Y - top).max(ROW) as u32),
-    )
+/// The rows of the page `screen.page` asks for (wrapping around).
+fn page_rows(screen: &Screen) -> heapless::Vec<Row<'_>, CONTENT_ROWS> {
+    let rows = content(screen);
+    let page = screen.page % page_count_mono(screen);
+    rows.iter()
+        .skip(page * CONTENT_ROWS)
+        .take(CONTENT_ROWS)
+        .copied()
+        .collect()
 }
 
-fn pages(text: &str, area: Rectangle) -> heapless::Vec<&str, MAX_PAGES> {
-    let mut pages = heapless::Vec::new();
-    let mut rest = text;
-    loop {
-        if pages.push(rest).is_err() {
-            break;
-        }
-        let Ok(left) = TextBox::new(rest, area, ON).draw(&mut Discard);
-        let left = left.trim_start();
-        if left.is_empty() || left.len() >= rest.len() {
-            break;
-        }
-        rest = left;
+fn result<D: DrawTarget<Color = BinaryColor>>(
+    screen: &Screen,
+    target: &mut D,
+) -> Result<(), D::Error> {
+    let count = page_count_mono(screen);
+    let mut right: String<16> = String::new();
+    let _ = write!(right, "{}", screen.time);
+    if count > 1 {
+        let _ = write!(right, " {}/{}", screen.page % count + 1, count);
     }
-    pages
+    // The study id gets what the time and page number leave.
+    let room = COLS.saturating_sub(right.len() + 1);
+    let study = screen
+        .study
+        .get(..room.min(screen.study.len()))
+        .unwrap_or("");
+    header(target, study, &right)?;
+    for (i, row) in page_rows(screen).iter().enumerate() {
+        let at = Point::new(0, 12 + i as i32 * ROW);
+        Text::with_baseline(&row.text(), at, ON, Baseline::Top).draw(target)?;
+    }
+    Text::with_baseline(DISCLAIMER_SHORT, Point::new(0, STATUS_Y), ON, Baseline::Top)
+        .draw(target)?;
+    // What the status row would say, in brief: trouble, else the queue.
+    let s = &screen.status;
+    let mut brief: String<8> = String::new();
+    if !s.last_error.is_empty() || matches!(s.outbox, Outbox::Failing(_)) {
+        let _ = brief.push('!');
+    } else if s.queue_len > 0 {
+        let _ = write!(brief, "q{}", s.queue_len.min(999));
+    }
+    let style = TextStyleBuilder::new()
+        .alignment(Alignment::Right)
+        .baseline(Baseline::Top)
+        .build();
+    Text::with_text_style(&brief, Point::new(MONO_WIDTH as i32, STATUS_Y), ON, style)
+        .draw(target)?;
+    Ok(())
 }
 
 fn header<D: DrawTarget<Color = BinaryColor>>(
@@ -186,13 +228,7 @@ fn status<D: DrawTarget<Color = BinaryColor>>(
             Outbox::Failing(n) => write!(line, " OUT!{n}"),
         };
     }
-    // Leave room for the page number on result screens.
-    let cols = if screen.state == ScreenState::Result {
-        16
-    } else {
-        21
-    };
-    let shown: String<32> = super::fit(line.get(..cols.min(line.len())).unwrap_or(""));
+    let shown: String<32> = super::fit(line.get(..COLS.min(line.len())).unwrap_or(""));
     Text::with_baseline(&shown, Point::new(0, STATUS_Y), ON, Baseline::Top).draw(target)?;
     Ok(())
 }
@@ -209,24 +245,4 @@ fn centred<D: DrawTarget<Color = BinaryColor>>(
         .build();
     Text::with_text_style(text, Point::new(MONO_WIDTH as i32 / 2, y), style, ts).draw(target)?;
     Ok(())
-}
-
-struct Discard;
-
-impl OriginDimensions for Discard {
-    fn size(&self) -> Size {
-        Size::new(MONO_WIDTH, MONO_HEIGHT)
-    }
-}
-
-impl DrawTarget for Discard {
-    type Color = BinaryColor;
-    type Error = core::convert::Infallible;
-
-    fn draw_iter<I: IntoIterator<Item = Pixel<BinaryColor>>>(
-        &mut self,
-        _: I,
-    ) -> Result<(), Self::Error> {
-        Ok(())
-    }
 }

@@ -31,6 +31,11 @@
 //! [display]
 //! kind = "png"                     # see crate::sink::DisplayConfig
 //! path = "/run/cxr-edge/screen.png"
+//! page_ms = 4000                   # a result with several pages turns a page this often (0: never)
+//!
+//! [buttons]                        # optional, needs the `hardware` feature
+//! next_page = 5                    # GPIO line of a push button to ground
+//! previous_page = 6
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -41,7 +46,7 @@ use thiserror::Error;
 
 use crate::input::ValidateOptions;
 use crate::scp::ScpConfig;
-use crate::sink::DisplayConfig;
+use crate::sink::{ButtonsConfig, DisplayConfig};
 
 /// `[watch]`: the watched folder source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,6 +108,9 @@ pub struct ServeConfig {
     pub watch: Option<WatchConfig>,
     #[serde(default)]
     pub display: DisplayConfig,
+    /// Push buttons that page through a result; absent: the pages turn on a timer only.
+    #[serde(default)]
+    pub buttons: ButtonsConfig,
 }
 
 fn default_threads() -> usize {

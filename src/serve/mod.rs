@@ -14,23 +14,24 @@
 
 mod config;
 mod intake;
+mod pages;
 mod process;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
 pub use config::{ConfigError, ServeConfig, WatchConfig};
 pub use process::RefuseReason;
 
-use crate::input::{FolderSource, Radiograph, ValidateOptions};
+use crate::input::{FolderSource, InputError, Radiograph, ValidateOptions};
 use crate::retry::{Backoff, LogLimiter};
 use crate::scp::{Instance, InstanceStore, KeepError, Kept, Scp, ScpHandle};
-use crate::screen::{Screen, Status};
-use crate::sink::Sink;
+use crate::screen::{Rotation, Screen, Status};
+use crate::sink::{ButtonSource, Layout, Sink};
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::systemd::Heartbeat;
 use crate::Report;
@@ -38,9 +39,10 @@ use crate::Report;
 use intake::FolderIntake;
 
 /// The model seam of the loop: turn a radiograph into a report. The device uses
-/// the bundle's `Reporter`; any `Fn(&Radiograph) -> Result<Report, String>` works.
+/// the bundle's `Reporter`; any `Fn(&Radiograph) -> Result<Report, String>` works
+/// (its errors are failures, retried).
 pub trait Analyse {
-    fn analyse(&self, radiograph: &Radiograph) -> Result<Report, String>;
+    fn analyse(&self, radiograph: &Radiograph) -> Result<Report, AnalyseError>;
 
     /// Model id shown in the status line.
     fn model_id(&self) -> String {
@@ -48,15 +50,30 @@ pub trait Analyse {
     }
 }
 
+/// Why a radiograph got no report from the model stage.
+#[derive(Debug, Error)]
+pub enum AnalyseError {
+    /// The film is refused for good (e.g. the view check finds it is not a
+    /// frontal chest film): recorded, not retried.
+    #[error(transparent)]
+    Refused(InputError),
+    /// The model failed; the study is retried.
+    #[error("{0}")]
+    Failed(String),
+}
+
 impl<F: Fn(&Radiograph) -> Result<Report, String>> Analyse for F {
-    fn analyse(&self, radiograph: &Radiograph) -> Result<Report, String> {
-        self(radiograph)
+    fn analyse(&self, radiograph: &Radiograph) -> Result<Report, AnalyseError> {
+        self(radiograph).map_err(AnalyseError::Failed)
     }
 }
 
 impl Analyse for crate::reporter::Reporter {
-    fn analyse(&self, radiograph: &Radiograph) -> Result<Report, String> {
-        self.report(radiograph).map_err(|e| e.to_string())
+    fn analyse(&self, radiograph: &Radiograph) -> Result<Report, AnalyseError> {
+        self.report(radiograph).map_err(|e| match e {
+            crate::reporter::ReportError::Input(e) => AnalyseError::Refused(e),
+            other => AnalyseError::Failed(other.to_string()),
+        })
     }
 
     fn model_id(&self) -> String {
@@ -114,6 +131,12 @@ pub struct Server<A: Analyse> {
     sink: Box<dyn Sink>,
     /// What is on the display, so a change of the status line can redraw it.
     shown: Option<Screen>,
+    /// The display's layout, which decides how many pages a result has.
+    layout: Layout,
+    /// Timed turning of a result's pages.
+    rotation: Rotation,
+    /// Push buttons that turn pages, when configured.
+    buttons: Option<Box<dyn ButtonSource>>,
     folder: Option<FolderIntake>,
     scp: Option<ScpHandle>,
     wake: mpsc::Receiver<()>,
@@ -180,6 +203,9 @@ impl<A: Analyse> Server<A> {
             validate: config.validate_options(),
             sink,
             shown: None,
+            layout: config.display.shown_layout(),
+            rotation: Rotation::new(Duration::from_millis(config.display.page_ms)),
+            buttons: None,
             folder,
             scp,
             wake,
@@ -220,7 +246,7 @@ impl<A: Analyse> Server<A> {
                     .heartbeat
                     .until_due()
                     .map_or(self.poll, |due| due.min(self.poll));
-                let _ = self.wake.recv_timeout(wait);
+                self.wait(wait);
             }
         }
     }
@@ -316,6 +342,7 @@ impl<A: Analyse> Server<A> {
         if let Err(e) = self.sink.show(&screen) {
             tracing::warn!(error = %e, "display");
         }
+        self.rotation.restart(Instant::now());
         self.shown = Some(screen);
     }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Layout, NoSink, PngSink, Sink, SinkError};
+use super::{ButtonSource, Layout, NoSink, PngSink, Sink, SinkError};
 
 /// Which display a unit drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -52,6 +52,9 @@ pub struct DisplayConfig {
     pub bgr: bool,
     pub i2c: PathBuf,
     pub i2c_address: u8,
+    /// A result with several pages turns to the next one every `page_ms`
+    /// milliseconds (0: only the buttons turn pages).
+    pub page_ms: u64,
 }
 
 impl Default for DisplayConfig {
@@ -74,22 +77,55 @@ impl Default for DisplayConfig {
             bgr: false,
             i2c: "/dev/i2c-1".into(),
             i2c_address: 0x3c,
+            page_ms: 4000,
         }
     }
 }
 
-/// `[buttons]`: optional push buttons to ground (internal pull-ups are not
-/// set by the character device API on every kernel, so fit 10 kΩ pull-ups).
+/// `[buttons]`: optional push buttons to ground that page through a result
+/// (internal pull-ups are not set by the character device API on every
+/// kernel, so fit 10 kΩ pull-ups). Lines are offsets on `gpiochip` (default
+/// `/dev/gpiochip0`); a press also restarts the timed rotation.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ButtonsConfig {
     pub gpiochip: Option<PathBuf>,
     pub next_page: Option<u32>,
-    pub next_study: Option<u32>,
-    pub acknowledge: Option<u32>,
+    pub previous_page: Option<u32>,
+}
+
+impl ButtonsConfig {
+    /// Opens the configured buttons; `None` when none is configured.
+    pub fn open(&self) -> Result<Option<Box<dyn ButtonSource>>, SinkError> {
+        if self.next_page.is_none() && self.previous_page.is_none() {
+            return Ok(None);
+        }
+        self.open_hardware()
+    }
+
+    #[cfg(feature = "hardware")]
+    fn open_hardware(&self) -> Result<Option<Box<dyn ButtonSource>>, SinkError> {
+        Ok(super::hardware::Buttons::open(self)?.map(|b| Box::new(b) as Box<dyn ButtonSource>))
+    }
+
+    #[cfg(not(feature = "hardware"))]
+    fn open_hardware(&self) -> Result<Option<Box<dyn ButtonSource>>, SinkError> {
+        Err(SinkError::Gpio {
+            device: "[buttons]".into(),
+            problem: "this binary was built without the `hardware` feature".into(),
+        })
+    }
 }
 
 impl DisplayConfig {
+    /// The layout the display shows: the SSD1306 always draws the mono one.
+    pub fn shown_layout(&self) -> Layout {
+        match self.kind {
+            DisplayKind::Ssd1306 => Layout::Mono,
+            _ => self.layout,
+        }
+    }
+
     /// Opens the configured display.
     pub fn open(&self) -> Result<Box<dyn Sink>, SinkError> {
         match self.kind {

@@ -24,7 +24,7 @@ use ssd1306::{I2CDisplayInterface, Ssd1306};
 
 use super::config::{ButtonsConfig, DisplayConfig, DisplayKind};
 use super::fb::{FbFormat, FramebufferSink};
-use super::{render, render_mono, Layout, Sink, SinkError};
+use super::{render, render_mono, Button, ButtonSource, Layout, Sink, SinkError};
 use crate::screen::Screen;
 
 /// spidev's default `bufsiz` is 4096 bytes; a larger transfer fails with EMSGSIZE.
@@ -225,14 +225,6 @@ fn open_framebuffer(config: &DisplayConfig) -> Result<Box<dyn Sink>, SinkError> 
     }))
 }
 
-/// What a button press asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Button {
-    NextPage,
-    NextStudy,
-    Acknowledge,
-}
-
 /// Push buttons to ground, polled (a press is a falling level held for one poll).
 pub struct Buttons {
     lines: Vec<(Button, LineHandle, bool)>,
@@ -245,8 +237,7 @@ impl Buttons {
     pub fn open(config: &ButtonsConfig) -> Result<Option<Self>, SinkError> {
         let wanted = [
             (Button::NextPage, config.next_page),
-            (Button::NextStudy, config.next_study),
-            (Button::Acknowledge, config.acknowledge),
+            (Button::PreviousPage, config.previous_page),
         ];
         if wanted.iter().all(|(_, l)| l.is_none()) {
             return Ok(None);
@@ -287,5 +278,11 @@ impl Buttons {
             self.last = Instant::now();
         }
         pressed
+    }
+}
+
+impl ButtonSource for Buttons {
+    fn poll(&mut self) -> Option<Button> {
+        Buttons::poll(self)
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Host-only sinks ([`NoSink`], [`PngSink`], and [`FramebufferSink`] over any
 //! byte buffer) are always built; the SPI panels, the SSD1306 OLED, the real
-//! `/dev/fb*` device and the GPIO buttons need the `hardware` feature, so the
+//! `/dev/fb*` device and the GPIO buttons ([`ButtonSource`]) need the `hardware` feature, so the
 //! default build stays pure host Rust. Every sink draws with the same pure
 //! layout functions in [`crate::screen`], so a PNG shows exactly what the panel shows.
 
@@ -76,6 +76,28 @@ pub fn render(screen: &Screen, layout: Layout) -> Canvas<embedded_graphics::pixe
             canvas
         }
     }
+}
+
+/// How many pages `layout` needs to show the result on `screen`.
+pub fn page_count(screen: &Screen, layout: Layout) -> usize {
+    match layout {
+        Layout::Colour => screen::page_count(screen),
+        Layout::Mono => screen::page_count_mono(screen),
+    }
+}
+
+/// What a button press asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Button {
+    NextPage,
+    PreviousPage,
+}
+
+/// Push buttons, polled by `serve` while it waits: the GPIO buttons of
+/// `[buttons]` (feature `hardware`), or a script in tests.
+pub trait ButtonSource {
+    /// The button pressed since the last poll, if any.
+    fn poll(&mut self) -> Option<Button>;
 }
 
 /// Renders the 128×64 layout into a monochrome canvas.

@@ -83,7 +83,7 @@ lints() {
   cargo fmt --all -- --check
   # With every feature, so the code only the board build (hardware drivers) or the
   # heap-counting bench compiles is linted too.
-  cargo clippy --workspace --all-targets --features cxr-edge/hardware,cxr-edge/heap-stats -- -D warnings
+  cargo clippy --workspace --all-targets --features cxr-edge/hardware,cxr-edge/heap-stats,cxr-edge/tls -- -D warnings
 }
 
 step "system packages + aarch64 toolchain" system_packages
@@ -91,8 +91,9 @@ step "aarch64 build: start (background)" aarch64_build_start
 step "python test oracles" python_oracles
 step "libtorch" libtorch
 step "format and lints" lints
-# The host run counts heap bytes in `bench` (heap-stats); the aarch64 run tests the
-# board's binary, which leaves the counting allocator out.
-step "tests (x86_64)" bash -c 'set -o pipefail; cargo test --workspace --features cxr-edge/heap-stats 2>&1 | tee -a "$1"' _ "$log"
+# The host run counts heap bytes in `bench` (heap-stats) and tests DICOM over TLS
+# (tls); the aarch64 run tests the board's binary, which leaves both out, so the
+# plain-TCP receiver is tested there.
+step "tests (x86_64)" bash -c 'set -o pipefail; cargo test --workspace --features cxr-edge/heap-stats,cxr-edge/tls 2>&1 | tee -a "$1"' _ "$log"
 step "aarch64 build: wait" aarch64_build_wait
 step "tests (aarch64, qemu)" bash -c 'set -o pipefail; scripts/setup-aarch64.sh 2>&1 | tee -a "$1"' _ "$log"

@@ -20,10 +20,10 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use cxr_edge::input::synth::SynthCr;
 use cxr_edge::input::Radiograph;
+use cxr_edge::report::{StudyInfo, Timings};
 use cxr_edge::serve::{Outcome, ServeConfig, Server};
 use cxr_edge::sink::NoSink;
 use cxr_edge::store::{Store, StoreOptions, REPORT_JSON};
-use cxr_edge::report::{StudyInfo, Timings};
 use cxr_edge::Report;
 
 fn main() -> anyhow::Result<()> {

@@ -24,3 +24,15 @@ for r in attn128 attn224 merge224; do
 done
 "$bin" bundle "$runs/attn128" --out models/cxr-attn128-v1 \
   --parity-image samples/nih_00001638_000_normal.png --calibrate 256
+# The pixel-based frontal-chest check, fitted on this model's encoder (one-class:
+# the not-frontal films and photographs are only measured).
+cargo build --release
+photos="$runs/photographs"
+python3 scripts/photographs.py "$photos"
+"$CARGO_TARGET_DIR/release/cxr-edge" view-check --model models/cxr-attn128-v1 \
+  --nih "$data/nih-cxr14" --not-frontal "$data/not-frontal-chest" \
+  --extra "$photos/photograph_grey" --extra "$photos/photograph_colour" \
+  --write --eval-out models/cxr-attn128-v1/view-check-eval.json
+# Hedging bands for the impression, chosen on the validation half; agreement measured.
+"$CARGO_TARGET_DIR/release/cxr-edge" consistency --model models/cxr-attn128-v1 \
+  --nih "$data/nih-cxr14" --write --eval-out models/cxr-attn128-v1/consistency-eval.json

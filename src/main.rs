@@ -41,6 +41,10 @@ enum Command {
     Precision(cli::precision::Args),
     /// Run the unit: DICOM receiver, watched folder, crash-safe outbox, display.
     Serve(cli::serve::Args),
+    /// Fit and measure the bundle's pixel-based frontal-chest check.
+    ViewCheck(cli::view_check::Args),
+    /// Measure whether impressions state exactly the flagged findings; choose hedging bands.
+    Consistency(cli::consistency::Args),
 }
 
 fn run() -> anyhow::Result<()> {
@@ -52,6 +56,8 @@ fn run() -> anyhow::Result<()> {
         Command::BenchModel(args) => cli::bench_model::run(args),
         Command::Precision(args) => cli::precision::run(args),
         Command::Serve(args) => cli::serve::run(args),
+        Command::ViewCheck(args) => cli::view_check::run(args),
+        Command::Consistency(args) => cli::consistency::run(args),
     }
 }
 

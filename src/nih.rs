@@ -100,3 +100,36 @@ mod tests {
         assert!(e.contains("labels.csv") && e.contains("no column"), "{e}");
     }
 }
+
+/// Where a NIH patient's films go in this project's one patient-level split:
+/// the trainer's training split (`val_percent` % of patients are held out, by
+/// SHA-256 of `nih-patient-<id>` as the trainer does), and the held-out
+/// patients halved, again by patient: a validation half that chooses thresholds
+/// and bands (`view-check`, `consistency`) and a test half scored once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Holdout {
+    Train,
+    Validation,
+    Test,
+}
+
+impl Holdout {
+    pub fn of_patient(patient: &str, val_percent: u8) -> Holdout {
+        use crate::corpus::{split_of, Split};
+        match split_of(&format!("nih-patient-{patient}"), val_percent) {
+            Split::Train => Holdout::Train,
+            Split::Val => Holdout::of_group(patient),
+        }
+    }
+
+    /// The validation/test half of any held-out group key (a patient, a
+    /// not-frontal `patient_group`).
+    pub fn of_group(key: &str) -> Holdout {
+        use crate::corpus::{split_of, Split};
+        match split_of(&format!("view-check-{key}"), 50) {
+            Split::Val => Holdout::Validation,
+            Split::Train => Holdout::Test,
+        }
+    }
+}

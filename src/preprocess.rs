@@ -66,7 +66,7 @@ impl PreprocessOptions {
 }
 
 /// Sample values at the given percentiles (0–100), from a 16-bit histogram.
-fn percentiles(image: &Gray16, p_lo: f32, p_hi: f32) -> (u16, u16) {
+pub fn percentiles(image: &Gray16, p_lo: f32, p_hi: f32) -> (u16, u16) {
     let mut hist = vec![0u32; 65536];
     for p in image.pixels() {
         hist[p.0[0] as usize] += 1;

@@ -19,8 +19,9 @@ use crate::model_config::{DecoderKind, ModelConfig};
 use crate::preprocess::PreprocessOptions;
 use crate::report::{Finding, Heatmap, Report, Timings};
 use crate::runtime::tract::{TractOptions, TractRuntime};
-use crate::runtime::{Runtime, RuntimeError};
+use crate::runtime::{EncoderOutput, Runtime, RuntimeError};
 use crate::text::{Vocab, VocabError};
+use crate::view_check::ViewCheck;
 use crate::Observation;
 
 /// Threshold used for an observation the manifest gives none for.
@@ -38,6 +39,9 @@ pub struct ReporterOptions {
     /// Run this precision's artefact instead of the one the manifest names for
     /// this CPU.
     pub precision: Option<Precision>,
+    /// Report on films the bundle's view check refuses (like
+    /// [`ValidateOptions::force`] for the header checks).
+    pub force: bool,
 }
 
 /// Greedy by default: it is what the trainer's validation metrics measure
@@ -50,6 +54,7 @@ impl Default for ReporterOptions {
             no_repeat_ngram: 3,
             threads: 1,
             precision: None,
+            force: false,
         }
     }
 }
@@ -88,13 +93,24 @@ pub enum ReportError {
         expected: usize,
         got: usize,
     },
+    #[error("{input}: the encoder's grid gave {got} view-check features, expected {expected}")]
+    ViewFeatures {
+        input: String,
+        expected: usize,
+        got: usize,
+    },
 }
 
-/// What one study costs, beyond the report itself (for `bench`).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// What one study costs beyond the report itself (for `bench`), and what the
+/// decoder wrote before the impression was made consistent with the flags.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Stats {
     pub decoder_steps: usize,
     pub tokens: usize,
+    /// The decoder's own text.
+    pub generated: String,
+    /// Whether the impression is that text or was composed from the flags.
+    pub source: Option<crate::impression::Source>,
 }
 
 pub struct Reporter {
@@ -104,8 +120,12 @@ pub struct Reporter {
     preprocess: PreprocessOptions,
     decode: DecodeOptions,
     thresholds: [f32; Observation::COUNT],
+    /// Scores from which a flagged finding is stated without hedging.
+    definite: [Option<f32>; Observation::COUNT],
     model_id: String,
     bundle_hash: String,
+    view_check: Option<ViewCheck>,
+    force: bool,
 }
 
 impl Reporter {
@@ -136,13 +156,48 @@ impl Reporter {
             source,
         })?;
         let hash = bundle::sha256_hex(&bytes);
-        Self::from_parts(wrap(runtime), m, vocab, hash, options).map_err(|e| match e {
-            ReporterError::Mismatch { message, .. } => ReporterError::Mismatch {
-                path: manifest_path,
-                message,
-            },
-            other => other,
-        })
+        let view_check = match &m.view_check {
+            Some(file) => Some(ViewCheck::load(&bundle.path(file))?),
+            None => None,
+        };
+        let reporter =
+            Self::from_parts(wrap(runtime), m, vocab, hash, options).map_err(|e| match e {
+                ReporterError::Mismatch { message, .. } => ReporterError::Mismatch {
+                    path: manifest_path.clone(),
+                    message,
+                },
+                other => other,
+            })?;
+        match view_check {
+            Some(check) => {
+                reporter
+                    .with_view_check(check)
+                    .map_err(|message| ReporterError::Mismatch {
+                        path: manifest_path,
+                        message,
+                    })
+            }
+            None => Ok(reporter),
+        }
+    }
+
+    /// Judge films with `check` before reporting on them; its feature size must
+    /// be four quadrants of the encoder's grid channels.
+    pub fn with_view_check(mut self, check: ViewCheck) -> Result<Reporter, String> {
+        let expected = 4 * self.model.grid_channels();
+        if check.dim() != expected {
+            return Err(format!(
+                "the view check has {} features, the encoder's grid gives {expected}",
+                check.dim()
+            ));
+        }
+        self.view_check = Some(check);
+        Ok(self)
+    }
+
+    /// The bundle's view check, if it has one.
+    pub fn view_check(&self) -> Option<&ViewCheck> {
+        self.view_check.as_ref()
     }
 
     /// Assemble a reporter from a runtime and a manifest, e.g. a scripted fake.
@@ -199,10 +254,10 @@ impl Reporter {
         }
         .with_strategy(strategy);
         let mut thresholds = [DEFAULT_THRESHOLD; Observation::COUNT];
-        for o in Observation::ALL {
-            if let Some(t) = manifest.threshold(o) {
-                thresholds[o.index()] = t;
-            }
+        let mut definite = [None; Observation::COUNT];
+        for t in &manifest.observations {
+            thresholds[t.observation.index()] = t.threshold;
+            definite[t.observation.index()] = t.definite;
         }
         Ok(Reporter {
             runtime,
@@ -211,8 +266,11 @@ impl Reporter {
             preprocess: manifest.preprocess.clone(),
             decode,
             thresholds,
+            definite,
             model_id: manifest.model_id.clone(),
             bundle_hash,
+            view_check: None,
+            force: options.force,
         })
     }
 
@@ -260,21 +318,9 @@ impl Reporter {
         let preprocess_ms = ms(start);
 
         let t = Instant::now();
-        let encoded = self
-            .runtime
-            .encode(&tensor)
-            .map_err(|source| ReportError::Encode {
-                input: input.clone(),
-                source,
-            })?;
+        let encoded = self.encode_tensor(input, &tensor)?;
         let encoder_ms = ms(t);
-        if encoded.findings.len() != Observation::COUNT {
-            return Err(ReportError::Findings {
-                input: input.clone(),
-                expected: Observation::COUNT,
-                got: encoded.findings.len(),
-            });
-        }
+        self.check_view(input, &encoded)?;
 
         let t = Instant::now();
         let decoded =
@@ -284,10 +330,10 @@ impl Reporter {
                     source,
                 }
             })?;
-        let impression = self.vocab.decode(&decoded.tokens);
+        let generated = self.vocab.decode(&decoded.tokens);
         let decoder_ms = ms(t);
 
-        let findings = Observation::ALL
+        let findings: Vec<Finding> = Observation::ALL
             .into_iter()
             .map(|o| {
                 let score = sigmoid(encoded.findings[o.index()]);
@@ -300,6 +346,8 @@ impl Reporter {
                 }
             })
             .collect();
+        let impression = crate::impression::compose(&generated, &findings, &self.definite);
+        tracing::debug!(input, generated, source = ?impression.source, "impression");
         let side = self.model.grid_side();
         let heatmap = match self.model.decoder {
             DecoderKind::Attention => decoded
@@ -311,10 +359,12 @@ impl Reporter {
         let stats = Stats {
             decoder_steps: decoded.steps,
             tokens: decoded.tokens.len(),
+            generated,
+            source: Some(impression.source),
         };
         let report = Report {
             study: radiograph.info.clone(),
-            impression,
+            impression: impression.text,
             findings,
             heatmap,
             timings: Timings {
@@ -329,6 +379,63 @@ impl Reporter {
             generated_at: now_rfc3339(),
         };
         Ok((report, stats))
+    }
+}
+
+impl Reporter {
+    /// Preprocess and encode one radiograph, without judging or reporting it
+    /// (`view-check` fits its statistics on these features).
+    pub fn encode(&self, radiograph: &Radiograph) -> Result<EncoderOutput, ReportError> {
+        let tensor = self.preprocess.apply(&radiograph.image);
+        self.encode_tensor(&radiograph.info.source, &tensor)
+    }
+
+    fn encode_tensor(&self, input: &str, tensor: &[f32]) -> Result<EncoderOutput, ReportError> {
+        let encoded = self
+            .runtime
+            .encode(tensor)
+            .map_err(|source| ReportError::Encode {
+                input: input.to_string(),
+                source,
+            })?;
+        if encoded.findings.len() != Observation::COUNT {
+            return Err(ReportError::Findings {
+                input: input.to_string(),
+                expected: Observation::COUNT,
+                got: encoded.findings.len(),
+            });
+        }
+        Ok(encoded)
+    }
+
+    /// Refuse a film whose encoder features lie outside the frontal films the
+    /// bundle's view check was fitted on (unless forced, or the bundle has none).
+    fn check_view(&self, input: &str, encoded: &EncoderOutput) -> Result<(), ReportError> {
+        let Some(check) = &self.view_check else {
+            return Ok(());
+        };
+        let features = crate::view_check::features(encoded, self.model.grid_side());
+        if features.len() != check.dim() {
+            return Err(ReportError::ViewFeatures {
+                input: input.to_string(),
+                expected: check.dim(),
+                got: features.len(),
+            });
+        }
+        match check.judge(&features) {
+            Ok(distance) => {
+                tracing::debug!(input, distance, "view check passed");
+                Ok(())
+            }
+            Err(refusal) if self.force => {
+                tracing::warn!(input, reason = %refusal, "forced past a chest-film refusal");
+                Ok(())
+            }
+            Err(refusal) => Err(ReportError::Input(InputError::NotChestFilm {
+                input: input.to_string(),
+                refusal,
+            })),
+        }
     }
 }
 

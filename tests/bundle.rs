@@ -343,6 +343,7 @@ fn build_bundle_with(
         .map(|&observation| ObservationThreshold {
             observation,
             threshold: 0.5,
+            definite: None,
         })
         .collect();
     options.provenance = serde_json::json!({"data": "random weights, seed", "seed": seed});

@@ -186,9 +186,17 @@ fn non_chest_films_are_refused_unless_forced() {
     let mut hand = SynthCr::new(8, 300, 300);
     hand.body_part = Some("HAND".into());
     let small = SynthCr::new(9, 100, 120);
+    // A DX unit that names the view only in its View Code Sequence.
+    let mut coded_lateral = SynthCr::new(10, 300, 300);
+    coded_lateral.view_position = None;
+    coded_lateral.view_code = Some(("R-10232".into(), "lateral".into()));
+    let mut blank = SynthCr::new(11, 300, 300);
+    blank.pixels = Some(vec![1800; 300 * 300]);
     let cases = [
         (ct, "wrong-modality"),
         (lateral, "lateral-view"),
+        (coded_lateral, "lateral-view"),
+        (blank, "uniform-image"),
         (hand, "wrong-body-part"),
         (small, "too-small"),
     ];
@@ -561,4 +569,31 @@ proptest! {
         }
         let _ = instance_key(&bytes);
     }
+}
+
+#[test]
+fn a_frontal_view_code_and_a_real_contrast_range_pass() {
+    let mut pa = SynthCr::new(12, 300, 300);
+    pa.view_position = None;
+    pa.view_code = Some(("R-10214".into(), "postero-anterior".into()));
+    decode_bytes(&pa.to_bytes(), "pa.dcm", &opts()).unwrap_or_else(|e| panic!("{e}"));
+    // All-white and all-black 8-bit exports have no contrast; one grey step of
+    // contrast over a tenth of the image is enough to be read.
+    for (name, grey) in [("white.png", 255u8), ("black.png", 0)] {
+        let img = image::GrayImage::from_pixel(300, 300, image::Luma([grey]));
+        let mut bytes = Vec::new();
+        img.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
+            .unwrap();
+        let e = decode_bytes(&bytes, name, &opts()).unwrap_err();
+        assert_eq!(e.code(), "uniform-image", "{e}");
+        assert!(e.to_string().starts_with(name), "{e}");
+    }
+    let faint = image::GrayImage::from_fn(300, 300, |_, y| {
+        image::Luma([if y < 30 { 101 } else { 100 }])
+    });
+    let mut bytes = Vec::new();
+    faint
+        .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
+        .unwrap();
+    decode_bytes(&bytes, "faint.png", &opts()).unwrap_or_else(|e| panic!("{e}"));
 }

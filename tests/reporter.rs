@@ -43,21 +43,27 @@ fn manifest(config: &ModelConfig) -> Manifest {
             ObservationThreshold {
                 observation: Observation::Cardiomegaly,
                 threshold: 0.7,
+                definite: None,
             },
             ObservationThreshold {
                 observation: Observation::Edema,
                 threshold: 0.2,
+                definite: None,
             },
         ],
         artefacts: Vec::new(),
         onnx_encoder: String::new(),
         onnx_decoder: String::new(),
         parity: String::new(),
+        view_check: None,
         files: BTreeMap::new(),
         provenance: serde_json::Value::Null,
         metrics: serde_json::Value::Null,
     }
 }
+
+/// What the device shows for the scripted film: its flags, hedged.
+const CONSISTENT: &str = "Possible cardiomegaly. Possible pulmonary edema.";
 
 /// "heart size normal", findings: cardiomegaly 0.88, edema 0.27, the rest low.
 fn scripted(v: &Vocab, c: &ModelConfig) -> FakeRuntime {
@@ -108,7 +114,12 @@ fn report_has_text_findings_heatmap_and_provenance() {
         let r = reporter(scripted(&v, &c), &c, &options);
         assert_eq!((r.model_id(), r.bundle_hash()), ("fake-1", "abc123"));
         let report = r.report(&radiograph("test://one")).unwrap();
-        assert_eq!(report.impression, "heart size normal", "beam {beam}");
+        // The decoder wrote "heart size normal" beside a cardiomegaly flag: the
+        // device shows the flags' sentences instead (no bands: hedged).
+        let (_, stats) = r.report_with_stats(&radiograph("test://one")).unwrap();
+        assert_eq!(stats.generated, "heart size normal", "beam {beam}");
+        assert_eq!(stats.source, Some(cxr_edge::impression::Source::Composed));
+        assert_eq!(report.impression, CONSISTENT, "beam {beam}");
         assert_eq!(report.study.source, "test://one");
         assert_eq!(report.model_id, "fake-1");
         assert_eq!(report.bundle_hash, "abc123");
@@ -153,7 +164,7 @@ fn merge_decoder_reports_no_heatmap() {
     };
     let r = reporter(scripted(&v, &c), &c, &ReporterOptions::default());
     let report = r.report(&radiograph("x")).unwrap();
-    assert_eq!(report.impression, "heart size normal");
+    assert_eq!(report.impression, CONSISTENT);
     assert!(report.heatmap.is_none());
 }
 
@@ -241,7 +252,7 @@ fn report_file_decodes_and_times_the_image() {
     let report = r
         .report_file(&sample(), &ValidateOptions::default())
         .unwrap();
-    assert_eq!(report.impression, "heart size normal");
+    assert_eq!(report.impression, CONSISTENT);
     assert!(report.study.source.ends_with("nih_00001638_000_normal.png"));
     assert!(report.study.instance_key.starts_with("sha256:"));
     assert!(report.timings.decode_image_ms > 0.0);
@@ -266,4 +277,90 @@ fn reports_are_reproducible() {
         (&a.impression, &a.findings, &a.heatmap),
         (&b.impression, &b.findings, &b.heatmap)
     );
+}
+
+/// A view check centred on features of 1 with unit variance: the fake's
+/// all-zero grid lies at distance 1 from it.
+fn view_check(c: &ModelConfig, threshold: f32) -> cxr_edge::view_check::ViewCheck {
+    let d = 4 * c.grid_channels();
+    let mut whiten = vec![0.0; d * d];
+    (0..d).for_each(|i| whiten[i * d + i] = 1.0);
+    cxr_edge::view_check::ViewCheck {
+        feature: cxr_edge::view_check::FEATURE.into(),
+        mean: vec![1.0; d],
+        whiten,
+        threshold,
+        provenance: serde_json::Value::Null,
+    }
+}
+
+#[test]
+fn the_view_check_refuses_unlike_films_unless_forced() {
+    let (v, c) = (vocab(), config(&vocab()));
+    let strict = reporter(scripted(&v, &c), &c, &ReporterOptions::default())
+        .with_view_check(view_check(&c, 0.5))
+        .unwrap();
+    let e = strict.report(&radiograph("test://knee")).unwrap_err();
+    match &e {
+        ReportError::Input(cxr_edge::input::InputError::NotChestFilm { refusal, .. }) => {
+            assert_eq!(refusal.code(), "unlike-frontal-chest")
+        }
+        other => panic!("expected a refusal, got {other}"),
+    }
+    assert!(e.to_string().starts_with("test://knee:"), "{e}");
+    assert!(e.to_string().contains("distance 1.00, limit 0.50"), "{e}");
+
+    let lenient = reporter(scripted(&v, &c), &c, &ReporterOptions::default())
+        .with_view_check(view_check(&c, 1.5))
+        .unwrap();
+    assert_eq!(
+        lenient
+            .report(&radiograph("test://chest"))
+            .unwrap()
+            .impression,
+        CONSISTENT
+    );
+
+    let forced = ReporterOptions {
+        force: true,
+        ..ReporterOptions::default()
+    };
+    let forced = reporter(scripted(&v, &c), &c, &forced)
+        .with_view_check(view_check(&c, 0.5))
+        .unwrap();
+    assert!(forced.report(&radiograph("test://knee")).is_ok());
+
+    // Statistics fitted on another encoder are refused when the bundle opens.
+    let mut wrong = view_check(&c, 1.0);
+    wrong.mean.pop();
+    let e = reporter(scripted(&v, &c), &c, &ReporterOptions::default())
+        .with_view_check(wrong)
+        .err()
+        .unwrap();
+    assert!(e.contains("features"), "{e}");
+}
+
+#[test]
+fn a_finding_scored_within_its_definite_band_is_stated_without_hedging() {
+    let (v, c) = (vocab(), config(&vocab()));
+    let mut m = manifest(&c);
+    for t in m.observations.iter_mut() {
+        if t.observation == Observation::Cardiomegaly {
+            t.definite = Some(0.85);
+        }
+    }
+    let r = Reporter::from_parts(
+        Box::new(scripted(&v, &c)),
+        &m,
+        vocab(),
+        "abc123".into(),
+        &ReporterOptions::default(),
+    )
+    .unwrap();
+    let report = r.report(&radiograph("test://one")).unwrap();
+    // Cardiomegaly scores 0.88 (≥ 0.85): definite; edema has no band: hedged.
+    assert_eq!(report.impression, "Cardiomegaly. Possible pulmonary edema.");
+    let raised = cxr_edge::impression::raised(&report.impression);
+    let flagged: Vec<Observation> = report.flagged().iter().map(|f| f.observation).collect();
+    assert_eq!(raised, flagged);
 }

@@ -17,3 +17,4 @@ mod store;
 mod text;
 mod unattended;
 mod util;
+mod view_check;

@@ -431,3 +431,49 @@ fn a_report_that_could_not_be_written_is_written_later_without_a_restart() {
     assert_eq!(step_until_done(&mut server, &key), "reported");
     assert!(server.store().is_reported(&key));
 }
+
+/// Refuses one film as the bundle's view check would, reports the others.
+struct ViewChecked {
+    refuse: String,
+}
+
+impl cxr_edge::serve::Analyse for ViewChecked {
+    fn analyse(&self, r: &Radiograph) -> Result<Report, cxr_edge::serve::AnalyseError> {
+        if r.info.instance_key == self.refuse {
+            return Err(cxr_edge::serve::AnalyseError::Refused(
+                cxr_edge::input::InputError::NotChestFilm {
+                    input: r.info.source.clone(),
+                    refusal: cxr_edge::input::Refusal::UnlikeFrontalChest {
+                        distance: 7.5,
+                        threshold: 2.4,
+                    },
+                },
+            ));
+        }
+        report(r).map_err(cxr_edge::serve::AnalyseError::Failed)
+    }
+}
+
+#[test]
+fn a_film_the_model_stage_refuses_is_recorded_once_and_never_retried() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("drop")).unwrap();
+    let films: Vec<_> = (0..3).map(|n| film(760 + n)).collect();
+    keep(tmp.path(), &films);
+    let knee = films[1].0.clone();
+    let analyser = ViewChecked {
+        refuse: knee.clone(),
+    };
+    let mut server = Server::start(&config(tmp.path()), analyser, Box::new(NoSink)).unwrap();
+    let outcomes = codes(&server.step());
+    assert_eq!(outcomes[&knee], "unlike-frontal-chest", "{outcomes:?}");
+    assert_eq!(outcomes.values().filter(|c| *c == "reported").count(), 2);
+    let refused: BTreeMap<String, String> = server.store().refused().into_iter().collect();
+    assert!(
+        refused[&knee].contains("does not look like a frontal chest radiograph"),
+        "{refused:?}"
+    );
+    // A refusal is final: the next passes have nothing to do.
+    assert!(server.step().is_empty());
+    assert!(server.step().is_empty());
+}

@@ -234,6 +234,7 @@ pub fn build(
         onnx_encoder: "encoder.onnx".into(),
         onnx_decoder: "decoder.onnx".into(),
         parity: "parity.json".into(),
+        view_check: None,
         files,
         provenance: options.provenance.clone(),
         metrics: options.metrics.clone(),
@@ -287,6 +288,35 @@ pub fn recompile(dir: &Path) -> Result<Bundle, BundleError> {
         };
     }
     manifest.tract_version = TRACT_VERSION.into();
+    write_manifest(dir, &manifest)?;
+    Bundle::open(dir)
+}
+
+/// Add (or replace) a bundle's view check: write `view_check.json`, name it in
+/// the manifest with its hash, and re-open the bundle through the device's checks.
+pub fn attach_view_check(
+    dir: &Path,
+    check: &crate::view_check::ViewCheck,
+) -> Result<Bundle, BundleError> {
+    let bundle = Bundle::open(dir)?;
+    let mut manifest = bundle.manifest().clone();
+    let name = crate::view_check::FILE;
+    if let Some(old) = manifest.view_check.take().filter(|old| old != name) {
+        manifest.files.remove(&old);
+        let path = dir.join(&old);
+        std::fs::remove_file(&path).map_err(BundleError::io(&path))?;
+    }
+    let path = dir.join(name);
+    let bytes = check.to_bytes();
+    std::fs::write(&path, &bytes).map_err(BundleError::io(&path))?;
+    manifest.files.insert(
+        name.into(),
+        FileEntry {
+            sha256: sha256_hex(&bytes),
+            bytes: bytes.len() as u64,
+        },
+    );
+    manifest.view_check = Some(name.into());
     write_manifest(dir, &manifest)?;
     Bundle::open(dir)
 }

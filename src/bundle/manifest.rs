@@ -80,6 +80,10 @@ pub struct VocabEntry {
 pub struct ObservationThreshold {
     pub observation: Observation,
     pub threshold: f32,
+    /// Score from which a flagged finding is stated without hedging, chosen on
+    /// validation films (`cxr-edge consistency --write`); absent: always hedged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definite: Option<f32>,
 }
 
 /// A file of the bundle.
@@ -111,6 +115,9 @@ pub struct Manifest {
     pub onnx_decoder: String,
     /// Inputs and expected outputs ([`super::Parity`]).
     pub parity: String,
+    /// The pixel-based frontal-chest check ([`crate::view_check`]), if fitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_check: Option<String>,
     /// Every other file of the bundle, by name.
     pub files: BTreeMap<String, FileEntry>,
     /// Training data provenance (free JSON from the trainer).
@@ -154,6 +161,9 @@ impl Manifest {
         for a in &self.artefacts {
             names.push(&a.encoder);
             names.push(&a.decoder);
+        }
+        if let Some(v) = &self.view_check {
+            names.push(v);
         }
         names
     }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-pub use build::{build, recompile, synthetic_image, BuildOptions};
+pub use build::{attach_view_check, build, recompile, synthetic_image, BuildOptions};
 pub use compile::{compile, load_nnef, load_onnx};
 pub use manifest::{
     Artefact, FileEntry, Manifest, ObservationThreshold, Precision, VocabEntry, SCHEMA_VERSION,

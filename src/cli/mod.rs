@@ -4,10 +4,12 @@
 pub mod alloc;
 pub mod bench;
 pub mod bench_model;
+pub mod consistency;
 pub mod info;
 pub mod precision;
 pub mod report;
 pub mod serve;
+pub mod view_check;
 
 use std::path::{Path, PathBuf};
 

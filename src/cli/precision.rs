@@ -146,8 +146,11 @@ fn select(args: &Args) -> anyhow::Result<Vec<NihImage>> {
 
 fn open(args: &Args, precision: Precision) -> anyhow::Result<Reporter> {
     let bundle = super::resolve_bundle(args.model.as_deref())?;
+    // Both artefacts judge every film: a film near the view check's limit
+    // must not drop out of one side of the comparison.
     let options = ReporterOptions {
         precision: Some(precision),
+        force: true,
         ..ReporterOptions::default()
     };
     Reporter::open(&bundle, &options).with_context(|| {

@@ -86,6 +86,7 @@ impl Config {
                 beam: args.beam,
                 threads: args.threads,
                 precision: args.precision,
+                force: args.force,
                 ..ReporterOptions::default()
             },
             validate: ValidateOptions {

@@ -34,6 +34,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &ReporterOptions {
             threads: config.threads,
             precision: config.precision,
+            force: config.force,
             ..ReporterOptions::default()
         },
     )

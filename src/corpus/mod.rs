@@ -17,6 +17,7 @@
 //! [`ImageRef::path`] points at it.
 
 mod kaggle;
+pub mod pairing;
 mod split;
 mod stats;
 mod xml;

@@ -101,6 +101,29 @@ pub(crate) fn text(obj: &DefaultDicomObject, tag: Tag) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
+/// The view of a DX header that states it only in its View Code Sequence
+/// (0054,0220): the first item's Code Meaning, else its Code Value.
+fn view_code_meaning(obj: &DefaultDicomObject) -> Option<String> {
+    let items = obj
+        .element_opt(tags::VIEW_CODE_SEQUENCE)
+        .ok()
+        .flatten()?
+        .items()?;
+    let item = items.first()?;
+    let field = |tag| {
+        let s = item
+            .element_opt(tag)
+            .ok()
+            .flatten()?
+            .to_str()
+            .ok()?
+            .into_owned();
+        let s = s.trim_matches(['\0', ' ']).trim().to_string();
+        (!s.is_empty()).then_some(s)
+    };
+    field(tags::CODE_MEANING).or_else(|| field(tags::CODE_VALUE))
+}
+
 fn uint(obj: &DefaultDicomObject, tag: Tag) -> Option<u64> {
     obj.element_opt(tag).ok().flatten()?.to_int::<u64>().ok()
 }
@@ -181,7 +204,9 @@ pub fn decode(bytes: &[u8], input: &str, opts: &ValidateOptions) -> Result<Radio
         input,
         text(&header, tags::MODALITY).as_deref(),
         text(&header, tags::BODY_PART_EXAMINED).as_deref(),
-        text(&header, tags::VIEW_POSITION).as_deref(),
+        text(&header, tags::VIEW_POSITION)
+            .or_else(|| view_code_meaning(&header))
+            .as_deref(),
     )?;
     let photometric = text(&header, tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default();
     let samples = uint(&header, tags::SAMPLES_PER_PIXEL).unwrap_or(1);

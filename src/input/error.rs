@@ -9,7 +9,7 @@ use super::dicom_lengths::LengthError;
 /// A reason a film is not a valid chest radiograph for this model. Each has a
 /// stable [`code`](Refusal::code), like CAD4TB's "not a valid chest film" codes,
 /// for the report and the logs; [`crate::input::ValidateOptions::force`] overrides them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Refusal {
     /// DICOM Modality is not CR or DX (e.g. CT, MR, US).
     WrongModality(String),
@@ -26,6 +26,13 @@ pub enum Refusal {
     /// Colour image (samples differ between channels) or a colour photometric
     /// interpretation.
     NotGreyscale(String),
+    /// No contrast: the same grey (or nearly) everywhere, e.g. a blank or
+    /// all-white export. `span` is the 0.5–99.5 percentile range in 16-bit units.
+    Uniform { span: u16 },
+    /// The encoder's features are far from those of frontal chest films (a
+    /// lateral film, another body part, CT, a photograph): see
+    /// [`crate::view_check`].
+    UnlikeFrontalChest { distance: f32, threshold: f32 },
 }
 
 impl Refusal {
@@ -37,6 +44,8 @@ impl Refusal {
             Refusal::LateralView(_) => "lateral-view",
             Refusal::TooSmall { .. } => "too-small",
             Refusal::NotGreyscale(_) => "not-greyscale",
+            Refusal::Uniform { .. } => "uniform-image",
+            Refusal::UnlikeFrontalChest { .. } => "unlike-frontal-chest",
         }
     }
 }
@@ -61,6 +70,17 @@ impl std::fmt::Display for Refusal {
                 "{width}×{height} pixels is smaller than {min_side} on a side"
             ),
             Refusal::NotGreyscale(what) => write!(f, "not a greyscale image ({what})"),
+            Refusal::Uniform { span } => write!(
+                f,
+                "no contrast (the 0.5–99.5 percentile grey levels differ by {span} of 65535): a blank image"
+            ),
+            Refusal::UnlikeFrontalChest {
+                distance,
+                threshold,
+            } => write!(
+                f,
+                "does not look like a frontal chest radiograph (feature distance {distance:.2}, limit {threshold:.2})"
+            ),
         }
     }
 }

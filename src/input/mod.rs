@@ -41,6 +41,17 @@ pub fn decode_bytes(
     input: &str,
     opts: &ValidateOptions,
 ) -> Result<Radiograph, InputError> {
+    let radiograph = decode_unjudged(bytes, input, opts)?;
+    opts.check_contrast(input, &radiograph.image)?;
+    Ok(radiograph)
+}
+
+/// [`decode_bytes`] up to the pixel checks that need the whole image.
+fn decode_unjudged(
+    bytes: &[u8],
+    input: &str,
+    opts: &ValidateOptions,
+) -> Result<Radiograph, InputError> {
     if bytes.is_empty() {
         return Err(InputError::Empty {
             input: input.to_string(),

@@ -33,6 +33,9 @@ pub struct SynthCr {
     pub modality: String,
     pub body_part: Option<String>,
     pub view_position: Option<String>,
+    /// View Code Sequence item (code value, code meaning), as DX units write
+    /// the view: SNOMED `R-10214` "postero-anterior", `R-10232`/`R-102CD` lateral.
+    pub view_code: Option<(String, String)>,
     pub pixel_spacing_mm: f64,
     /// Stored values, `rows × columns`, row-major; `None` writes no Pixel Data.
     pub pixels: Option<Vec<u16>>,
@@ -58,6 +61,7 @@ impl SynthCr {
             modality: "CR".into(),
             body_part: Some("CHEST".into()),
             view_position: Some("PA".into()),
+            view_code: None,
             pixel_spacing_mm: 0.15 * 2320.0 / rows.max(1) as f64,
             pixels: Some(chest_pattern(rows, columns, 12, true, n)),
             transfer_syntax: EXPLICIT_VR_LE,
@@ -176,6 +180,30 @@ impl SynthCr {
                 VR::OW,
                 PrimitiveValue::U16(p.as_slice().into()),
             );
+        }
+        if let Some((value, meaning)) = &self.view_code {
+            let item = InMemDicomObject::from_element_iter([
+                DataElement::new(
+                    tags::CODE_VALUE,
+                    VR::SH,
+                    PrimitiveValue::from(value.as_str()),
+                ),
+                DataElement::new(
+                    tags::CODING_SCHEME_DESIGNATOR,
+                    VR::SH,
+                    PrimitiveValue::from("SRT"),
+                ),
+                DataElement::new(
+                    tags::CODE_MEANING,
+                    VR::LO,
+                    PrimitiveValue::from(meaning.as_str()),
+                ),
+            ]);
+            obj.put(DataElement::new(
+                tags::VIEW_CODE_SEQUENCE,
+                VR::SQ,
+                dicom_core::value::DataSetSequence::from(vec![item]),
+            ));
         }
         let meta = FileMetaTableBuilder::new()
             .media_storage_sop_class_uid(self.sop_class_uid.as_str())

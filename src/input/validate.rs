@@ -3,12 +3,13 @@
 //! or mistaken input costs a few hundred bytes of parsing, not gigabytes.
 
 use super::error::{InputError, Refusal};
+use crate::preprocess::Gray16;
 
 /// Options for decoding and validating one input. Checks apply in this order:
 /// 1. size limits, never overridden: the input's size (`max_input_bytes`, before
 ///    it is read or parsed), then the header's dimensions (`max_side`, `max_pixels`);
 /// 2. DICOM header: modality, body part, view position (refusals);
-/// 3. after decoding: greyscale and `min_side` (refusals).
+/// 3. after decoding: greyscale, `min_side` and contrast (refusals).
 ///
 /// Refusals (steps 2–3) are skipped when `force` is set; errors are not.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,6 +121,18 @@ impl ValidateOptions {
             if is_lateral(v) {
                 return self.refuse(input, Refusal::LateralView(v.to_string()));
             }
+        }
+        Ok(())
+    }
+
+    /// Refuse an image without contrast: its 0.5 and 99.5 percentile grey
+    /// levels less than one 8-bit step (257 of 65535) apart. Every real
+    /// radiograph spans far more; a blank, all-black or all-white export does not.
+    pub fn check_contrast(&self, input: &str, image: &Gray16) -> Result<(), InputError> {
+        let (lo, hi) = crate::preprocess::percentiles(image, 0.5, 99.5);
+        let span = hi - lo;
+        if span < 257 {
+            return self.refuse(input, Refusal::Uniform { span });
         }
         Ok(())
     }

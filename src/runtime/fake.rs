@@ -22,6 +22,7 @@ pub struct FakeRuntime {
     input_size: usize,
     vocab: usize,
     cells: usize,
+    channels: usize,
     findings: Vec<f32>,
     default: Vec<f32>,
     rules: Vec<(Vec<u32>, Vec<f32>)>,
@@ -39,6 +40,7 @@ impl FakeRuntime {
             input_size: config.input_size,
             vocab: config.vocab_size,
             cells: config.grid_cells(),
+            channels: config.grid_channels(),
             findings: vec![0.0; Observation::COUNT],
             default: vec![0.0; config.vocab_size],
             rules: Vec::new(),
@@ -129,7 +131,7 @@ impl Runtime for FakeRuntime {
         }
         self.encodes.fetch_add(1, Ordering::Relaxed);
         Ok(EncoderOutput {
-            grid: vec![0.0; self.cells],
+            grid: vec![0.0; self.cells * self.channels],
             grid_proj: Vec::new(),
             pooled: Vec::new(),
             findings: self.findings.clone(),

@@ -26,7 +26,7 @@ use thiserror::Error;
 pub use config::{ConfigError, RetentionConfig, ServeConfig, WatchConfig};
 pub use process::RefuseReason;
 
-use crate::input::{FolderSource, Radiograph, ValidateOptions};
+use crate::input::{FolderSource, InputError, Radiograph, ValidateOptions};
 use crate::retry::{Backoff, LogLimiter};
 use crate::scp::{Instance, InstanceStore, KeepError, Kept, Scp, ScpHandle};
 use crate::screen::{Screen, Status};
@@ -38,9 +38,10 @@ use crate::Report;
 use intake::FolderIntake;
 
 /// The model seam of the loop: turn a radiograph into a report. The device uses
-/// the bundle's `Reporter`; any `Fn(&Radiograph) -> Result<Report, String>` works.
+/// the bundle's `Reporter`; any `Fn(&Radiograph) -> Result<Report, String>` works
+/// (its errors are failures, retried).
 pub trait Analyse {
-    fn analyse(&self, radiograph: &Radiograph) -> Result<Report, String>;
+    fn analyse(&self, radiograph: &Radiograph) -> Result<Report, AnalyseError>;
 
     /// Model id shown in the status line.
     fn model_id(&self) -> String {
@@ -48,15 +49,30 @@ pub trait Analyse {
     }
 }
 
+/// Why a radiograph got no report from the model stage.
+#[derive(Debug, Error)]
+pub enum AnalyseError {
+    /// The film is refused for good (e.g. the view check finds it is not a
+    /// frontal chest film): recorded, not retried.
+    #[error(transparent)]
+    Refused(InputError),
+    /// The model failed; the study is retried.
+    #[error("{0}")]
+    Failed(String),
+}
+
 impl<F: Fn(&Radiograph) -> Result<Report, String>> Analyse for F {
-    fn analyse(&self, radiograph: &Radiograph) -> Result<Report, String> {
-        self(radiograph)
+    fn analyse(&self, radiograph: &Radiograph) -> Result<Report, AnalyseError> {
+        self(radiograph).map_err(AnalyseError::Failed)
     }
 }
 
 impl Analyse for crate::reporter::Reporter {
-    fn analyse(&self, radiograph: &Radiograph) -> Result<Report, String> {
-        self.report(radiograph).map_err(|e| e.to_string())
+    fn analyse(&self, radiograph: &Radiograph) -> Result<Report, AnalyseError> {
+        self.report(radiograph).map_err(|e| match e {
+            crate::reporter::ReportError::Input(e) => AnalyseError::Refused(e),
+            other => AnalyseError::Failed(other.to_string()),
+        })
     }
 
     fn model_id(&self) -> String {

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use thiserror::Error;
 
-use super::{Analyse, Outcome, Server};
+use super::{Analyse, AnalyseError, Outcome, Server};
 use crate::input::{self, InputError};
 use crate::screen::Screen;
 
@@ -126,7 +126,15 @@ impl<A: Analyse> Server<A> {
         ));
         let report = match self.analyser.analyse(&radiograph) {
             Ok(r) => r,
-            Err(e) => {
+            Err(AnalyseError::Refused(e)) => {
+                self.show(Screen::not_chest_film(
+                    &radiograph.info,
+                    Some(&radiograph.image),
+                    self.status().with_error(&e.to_string()),
+                ));
+                return Outcome::Refused(e.into());
+            }
+            Err(AnalyseError::Failed(e)) => {
                 self.show(Screen::error(&e, self.status()));
                 return Outcome::Failed(format!("{origin}: model: {e}"));
             }

@@ -63,6 +63,7 @@ pub fn run(a: Args) -> Result<()> {
                 .map(|t| ObservationThreshold {
                     observation: *o,
                     threshold: t as f32,
+                    definite: None,
                 })
         })
         .collect();

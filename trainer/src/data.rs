@@ -4,7 +4,7 @@
 //! Two settings read the real layouts unchanged:
 //! - **Findings-matched** (what these machines have): `nih-cxr14/labels.csv` +
 //!   `images/*.png`, paired per epoch with IU impressions by findings (see
-//!   [`crate::pairing`]). Split by patient.
+//!   [`cxr_edge::corpus::pairing`]). Split by patient.
 //! - **True pairs** (a user with the full IU collection): `ecgen-radiology/` next to
 //!   `NLMCXR_png/`: each study's first image with a file is paired with its own
 //!   report; labels for the findings head come from the labeller on the whole report.
@@ -20,7 +20,7 @@ use cxr_edge::Observation;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use crate::pairing::{self, Mask, ReportPool};
+use cxr_edge::corpus::pairing::{self, Mask, ReportPool};
 
 /// One training or validation image.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use tch::{Kind, Tensor};
 
 use crate::data::{Dataset, Sample, Target};
 use crate::model::{CxrModel, Mode};
-use crate::pairing::ReportPool;
+use cxr_edge::corpus::pairing::ReportPool;
 
 /// Everything measured on the validation images in one pass.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,7 +47,7 @@ pub fn val_references<'a>(
             Some(i) => &reports[i],
             None => {
                 let (i, _) = pool
-                    .pick(crate::pairing::mask_from_labels(&s.labels), &mut rng)
+                    .pick(cxr_edge::corpus::pairing::mask_from_labels(&s.labels), &mut rng)
                     .expect("non-empty validation pool");
                 &reports[i]
             }

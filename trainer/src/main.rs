@@ -19,7 +19,6 @@ mod data;
 mod embeddings;
 mod evaluate;
 mod model;
-mod pairing;
 mod plots;
 mod tch_runtime;
 #[cfg(test)]

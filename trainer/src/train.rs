@@ -20,7 +20,7 @@ use crate::augment::Augment;
 use crate::data::{self, DataOptions, Dataset};
 use crate::evaluate::{self, Validation};
 use crate::model::{CxrModel, Mode};
-use crate::pairing;
+use cxr_edge::corpus::pairing;
 
 /// Everything that defines a run; written to `<run>/config.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -13,8 +13,8 @@
 
 use std::collections::BTreeMap;
 
-use cxr_edge::labeller::{self, Mention};
-use cxr_edge::Observation;
+use crate::labeller::{self, Mention};
+use crate::Observation;
 use rand::seq::SliceRandom;
 use rand::Rng;
 

@@ -100,8 +100,14 @@ fn refused_instances_stay_kept_but_leave_the_queue_for_good() {
     drop(store);
     let store = Store::open(dir.path(), no_margin()).unwrap();
     assert_eq!(store.pending().len(), 1, "the refusal survives a restart");
+    drop(store);
     fs::remove_file(record).unwrap();
-    assert_eq!(store.pending().len(), 2, "deleting the record retries it");
+    let store = Store::open(dir.path(), no_margin()).unwrap();
+    assert_eq!(
+        store.pending().len(),
+        2,
+        "deleting the record and restarting retries it"
+    );
 }
 
 #[test]
@@ -381,10 +387,10 @@ fn unwritable_outbox_fails_and_keeps_the_study_pending() {
 }
 
 /// A tmpfs mounted for one test; `None` where mounting is not allowed (not root).
-struct Tmpfs(tempfile::TempDir);
+pub(crate) struct Tmpfs(tempfile::TempDir);
 
 impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
+    pub(crate) fn mount(size: &str) -> Option<Tmpfs> {
         let dir = tempfile::tempdir().ok()?;
         let ok = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -398,7 +404,7 @@ impl Tmpfs {
         ok.then_some(Tmpfs(dir))
     }
 
-    fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         self.0.path().to_path_buf()
     }
 

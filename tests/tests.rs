@@ -9,6 +9,7 @@ mod labeller;
 mod metrics;
 mod output;
 mod reporter;
+mod retention;
 mod scp;
 mod scp_limits;
 #[cfg(feature = "tls")]

@@ -36,7 +36,20 @@
 //! [buttons]                        # optional, needs the `hardware` feature
 //! next_page = 5                    # GPIO line of a push button to ground
 //! previous_page = 6
+//!
+//! [retention]                      # absent: every study is kept for ever
+//! max_age_days = 90                # remove finished studies received longer ago
+//! max_bytes = 20_000_000_000       # … or while the store holds more than this
+//! keep_last = 100                  # never remove the newest 100 finished studies
+//! when_full = true                 # at the free-space margin, remove the oldest
+//!                                  # finished studies instead of refusing new ones
 //! ```
+//!
+//! Retention removes only finished studies (reported or refused; instance,
+//! report and records together), oldest first, never one still pending or held
+//! for delivery (`Store::hold`). It runs on every pass of the loop, at most
+//! `store::PRUNE_BATCH` studies a pass, and, with `when_full`, whenever an
+//! instance would leave less than `min_free_bytes` free.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -64,6 +77,56 @@ fn default_settle_ms() -> u64 {
 impl WatchConfig {
     pub fn settle(&self) -> Duration {
         Duration::from_millis(self.settle_ms)
+    }
+}
+
+/// `[retention]`: when finished studies are removed from the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Remove finished studies received more than this many days ago.
+    #[serde(default)]
+    pub max_age_days: Option<f64>,
+    /// Remove the oldest finished studies while the store (instances plus
+    /// reports) holds more than this many bytes.
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
+    /// Never remove the newest this many finished studies.
+    #[serde(default)]
+    pub keep_last: usize,
+    /// At the free-space margin, remove the oldest finished studies instead of
+    /// refusing new instances.
+    #[serde(default = "default_when_full")]
+    pub when_full: bool,
+}
+
+fn default_when_full() -> bool {
+    true
+}
+
+impl RetentionConfig {
+    /// The store's policy.
+    pub fn policy(&self) -> crate::store::Retention {
+        crate::store::Retention {
+            max_age: self
+                .max_age_days
+                .map(|d| Duration::from_secs_f64(d * 86_400.0)),
+            max_bytes: self.max_bytes,
+            keep_last: self.keep_last,
+            when_full: self.when_full,
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        match self.max_age_days {
+            Some(d) if !(d.is_finite() && d > 0.0 && d < 1e6) => Err(format!(
+                "retention.max_age_days = {d} must be a number of days above 0"
+            )),
+            _ if self.max_bytes == Some(0) => {
+                Err("retention.max_bytes must be above 0 (omit it for no size limit)".into())
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -111,6 +174,9 @@ pub struct ServeConfig {
     /// Push buttons that page through a result; absent: the pages turn on a timer only.
     #[serde(default)]
     pub buttons: ButtonsConfig,
+    /// Retention of finished studies; absent: everything is kept.
+    #[serde(default)]
+    pub retention: Option<RetentionConfig>,
 }
 
 fn default_threads() -> usize {
@@ -182,10 +248,21 @@ impl ServeConfig {
         if let Some(d) = &self.dicom {
             d.check()?;
         }
+        if let Some(r) = &self.retention {
+            r.check()?;
+        }
         if self.dicom.is_none() && self.watch.is_none() {
             return Err("nothing to serve: configure [dicom], [watch] or both".into());
         }
         Ok(())
+    }
+
+    /// The store's retention policy (the default keeps everything).
+    pub fn retention_policy(&self) -> crate::store::Retention {
+        self.retention
+            .as_ref()
+            .map(RetentionConfig::policy)
+            .unwrap_or_default()
     }
 
     /// The input checks the configuration asks for.
@@ -225,6 +302,30 @@ mod tests {
         let e =
             ServeConfig::parse("store = \"/x\"\nprecision = \"int4\"", "unit.toml").unwrap_err();
         assert!(e.to_string().contains("int4"), "{e}");
+    }
+
+    #[test]
+    fn retention_is_optional_and_checked() {
+        let base = "store = \"/x\"\n[watch]\ndir = \"/d\"\n";
+        let c = ServeConfig::parse(base, "unit.toml").unwrap();
+        assert_eq!(c.retention_policy(), crate::store::Retention::default());
+        let text = format!("{base}[retention]\nmax_age_days = 0.5\nkeep_last = 3\n");
+        let r = ServeConfig::parse(&text, "unit.toml")
+            .unwrap()
+            .retention_policy();
+        assert_eq!(r.max_age, Some(Duration::from_secs(43_200)));
+        assert_eq!((r.max_bytes, r.keep_last, r.when_full), (None, 3, true));
+        for bad in [
+            "max_age_days = -1",
+            "max_age_days = nan",
+            "max_bytes = 0",
+            "max_days = 3",
+        ] {
+            let e = ServeConfig::parse(&format!("{base}[retention]\n{bad}\n"), "unit.toml")
+                .unwrap_err();
+            let named = bad.split(' ').next().unwrap();
+            assert!(e.to_string().contains(named), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-pub use config::{ConfigError, ServeConfig, WatchConfig};
+pub use config::{ConfigError, RetentionConfig, ServeConfig, WatchConfig};
 pub use process::RefuseReason;
 
 use crate::input::{FolderSource, InputError, Radiograph, ValidateOptions};
@@ -150,6 +150,7 @@ pub struct Server<A: Analyse> {
     retrying: HashMap<String, Retry>,
     /// systemd readiness and watchdog (a no-op outside a `Type=notify` unit).
     heartbeat: Heartbeat,
+    prune_log: LogLimiter,
 }
 
 /// The pacing of one failed instance's retries.
@@ -167,12 +168,13 @@ impl<A: Analyse> Server<A> {
         analyser: A,
         sink: Box<dyn Sink>,
     ) -> Result<Self, ServeError> {
-        let store = Arc::new(Store::open(
+        let store = Store::open(
             &config.store,
             StoreOptions {
                 min_free_bytes: config.min_free_bytes,
             },
-        )?);
+        )?;
+        let store = Arc::new(store.with_retention(config.retention_policy()));
         let (tx, wake) = mpsc::channel();
         let scp = match &config.dicom {
             Some(dicom) => {
@@ -215,6 +217,7 @@ impl<A: Analyse> Server<A> {
             max_attempts: config.max_attempts,
             retrying: HashMap::new(),
             heartbeat: Heartbeat::new(crate::systemd::Notifier::from_env()),
+            prune_log: LogLimiter::default(),
         })
     }
 
@@ -251,10 +254,12 @@ impl<A: Analyse> Server<A> {
         }
     }
 
-    /// One pass: take in the folder's files, then process every pending
-    /// instance except those whose retry is not due yet.
+    /// One pass: take in the folder's files, let retention remove what it
+    /// must, then process every pending instance except those whose retry is
+    /// not due yet.
     pub fn step(&mut self) -> Vec<(String, Outcome)> {
         self.take_in_folder();
+        self.prune();
         let pending = self.store.pending();
         let keys: HashSet<&str> = pending.iter().map(|p| p.key.as_str()).collect();
         self.retrying.retain(|k, _| keys.contains(k.as_str()));
@@ -274,11 +279,22 @@ impl<A: Analyse> Server<A> {
 
     /// The status line as the display shows it now.
     pub fn status(&self) -> Status {
-        let queue = self.store.pending().len();
+        let queue = self.store.pending_count();
         let status = Status::new(&self.analyser.model_id(), queue as u32);
         match self.folder.as_ref().and_then(FolderIntake::problem) {
             Some(problem) => status.with_error(problem),
             None => status,
+        }
+    }
+
+    /// One batch of retention (nothing to do costs no work per stored study).
+    fn prune(&mut self) {
+        if let Err(e) = self.store.prune(std::time::SystemTime::now()) {
+            if let Some(repeats) = self.prune_log.admit("prune") {
+                tracing::error!(error = %e, repeats, "retention cannot remove old studies");
+            }
+        } else if self.prune_log.clear() {
+            tracing::info!("retention works again");
         }
     }
 

@@ -41,13 +41,16 @@ impl Store {
     pub fn finish_attempt(&self, key: &str) -> Result<(), StoreError> {
         let path = self.attempt_path(key)?;
         match fs::remove_file(&path) {
-            Ok(()) => fsutil::sync_dir(&self.attempts),
+            Ok(()) => fsutil::sync_dir(&self.dirs.attempts),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(fsutil::io_err(&path, "remove attempt record")(e)),
         }
     }
 
     fn attempt_path(&self, key: &str) -> Result<PathBuf, StoreError> {
-        Ok(self.attempts.join(format!("{}.txt", key::encode(key)?)))
+        Ok(self
+            .dirs
+            .attempts
+            .join(format!("{}.txt", key::encode(key)?)))
     }
 }

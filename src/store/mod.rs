@@ -5,29 +5,38 @@
 //! inbox/<key>.<ext>        accepted instances (what a C-STORE acknowledged)
 //! outbox/<key>/report.json  one directory per reported instance, plus the
 //! outbox/<key>/<output>     other formats (FHIR, DICOM SR)
+//! reported/<key>.done       the report is complete (see `records.rs`); what
+//!                           happens to outbox/ afterwards does not matter
 //! refused/<key>.txt         why an accepted instance can never be reported
-//!                           (kept in the inbox; delete this file to retry it)
+//!                           (kept in the inbox; delete this file and restart
+//!                           to retry it)
 //! attempts/<key>.txt        how many times processing of a pending instance
 //!                           started and never finished (see `attempts.rs`)
+//! held/<key>.txt            waiting to be delivered: retention keeps it
+//! pruning/<key>.txt         retention is removing it (see `retention.rs`)
 //! .lock                     held while a process has the store open
 //! ```
 //! `<key>` is the instance key (SOP Instance UID or `sha256:<hex>`) made
 //! file-name safe by [`key::encode`]. Every file is written crash-safely
 //! ([`fsutil`]): an instance is in the inbox completely or not at all, and a report
 //! directory appears in the outbox only once all its files are on disk, so a crash
-//! at any point leaves either no report or a complete one. "Pending" is simply
-//! "in the inbox, no report directory and no refusal yet", which is what a restart
-//! re-processes; nothing else records state, so nothing else can disagree.
+//! at any point leaves either no report or a complete one. "Pending" is "in the
+//! inbox, neither a `.done` nor a refusal record"; the records are read once
+//! when the store opens into an in-memory index (`index.rs`) that every change
+//! keeps current, so asking what is pending costs nothing per stored study.
 //!
 //! [`OutDir`] is the plain-files mode: the same atomic writes into a user's
 //! directory, for the `report --out` command and the watched folder.
 
 mod attempts;
 pub mod fsutil;
+mod index;
 pub mod key;
 mod plain;
+mod records;
+mod retention;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -40,6 +49,10 @@ use crate::output::Output;
 use crate::Report;
 
 pub use plain::OutDir;
+pub use retention::{Retention, PRUNE_BATCH};
+
+use index::{Entry, Index, State};
+use records::Dirs;
 
 /// Name of the JSON report inside each report directory.
 pub const REPORT_JSON: &str = "report.json";
@@ -65,6 +78,8 @@ pub enum StoreError {
     InvalidKey { key: String, reason: &'static str },
     #[error("invalid name {name:?}: {reason}")]
     InvalidName { name: String, reason: &'static str },
+    #[error("instance {key:?} is not in the store")]
+    NotStored { key: String },
     #[error("{}: store is already open in another process", path.display())]
     Locked { path: PathBuf },
     #[error("rendering the JSON report for {key:?}: {source}")]
@@ -155,30 +170,28 @@ pub enum Completed {
 #[derive(Debug)]
 pub struct Store {
     root: PathBuf,
-    inbox: PathBuf,
-    outbox: PathBuf,
-    refused: PathBuf,
-    attempts: PathBuf,
+    dirs: Dirs,
     options: StoreOptions,
-    /// Encoded key → instance path, for everything in the inbox.
-    index: Mutex<HashMap<String, PathBuf>>,
+    retention: Retention,
+    /// Every instance in the inbox and its state.
+    index: Mutex<Index>,
     busy: KeyLocks,
+    /// One removal by retention at a time (it locks several keys at once).
+    pruner: Mutex<()>,
     _lock: Flock<File>,
 }
 
 impl Store {
     /// Open (creating if needed) the store at `root`, take its process lock,
-    /// remove temporaries left by a crash and index the inbox.
+    /// remove temporaries left by a crash, finish removals that retention
+    /// started, and index the inbox. Keeps everything until
+    /// [`with_retention`](Store::with_retention) says otherwise.
     pub fn open(root: impl AsRef<Path>, options: StoreOptions) -> Result<Store, StoreError> {
         let root = root.as_ref().to_path_buf();
-        let inbox = root.join("inbox");
-        let outbox = root.join("outbox");
-        let refused = root.join("refused");
-        let attempts = root.join("attempts");
-        fsutil::ensure_dir(&inbox)?;
-        fsutil::ensure_dir(&outbox)?;
-        fsutil::ensure_dir(&refused)?;
-        fsutil::ensure_dir(&attempts)?;
+        let dirs = Dirs::new(&root);
+        for dir in dirs.all() {
+            fsutil::ensure_dir(dir)?;
+        }
         let lock_path = root.join(".lock");
         // Held open read-only: a descriptor open for writing would, among other
         // things, stop the file system from being remounted read-only.
@@ -190,38 +203,31 @@ impl Store {
             .map_err(fsutil::io_err(&lock_path, "open lock file"))?;
         let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
             .map_err(|_| StoreError::Locked { path: root.clone() })?;
-        let removed = fsutil::remove_leftovers(&inbox)?
-            + fsutil::remove_leftovers(&outbox)?
-            + fsutil::remove_leftovers(&refused)?
-            + fsutil::remove_leftovers(&attempts)?;
-        let mut index = HashMap::new();
-        for entry in fs::read_dir(&inbox).map_err(fsutil::io_err(&inbox, "list"))? {
-            let path = entry.map_err(fsutil::io_err(&inbox, "list"))?.path();
-            match stem_of(&path) {
-                Some(stem) if key::decode(&stem).is_some() => {
-                    index.insert(stem, path);
-                }
-                _ => tracing::warn!(path = %path.display(), "ignoring foreign file in inbox"),
-            }
+        let mut removed = 0;
+        for dir in dirs.all() {
+            removed += fsutil::remove_leftovers(dir)?;
         }
-        let store = Store {
-            root,
-            inbox,
-            outbox,
-            refused,
-            attempts,
-            options,
-            index: Mutex::new(index),
-            busy: KeyLocks::default(),
-            _lock: lock,
-        };
+        let mut inbox = records::list_inbox(&dirs.inbox)?;
+        let unfinished = retention::finish_interrupted(&dirs, &mut inbox)?;
+        let index = records::build_index(&dirs, inbox)?;
         tracing::info!(
-            root = %store.root.display(),
+            root = %root.display(),
             removed_temporaries = removed,
-            pending = store.pending().len(),
+            finished_removals = unfinished,
+            stored = index.len(),
+            pending = index.pending_count(),
             "store opened"
         );
-        Ok(store)
+        Ok(Store {
+            root,
+            dirs,
+            options,
+            retention: Retention::default(),
+            index: Mutex::new(index),
+            busy: KeyLocks::default(),
+            pruner: Mutex::new(()),
+            _lock: lock,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -230,42 +236,65 @@ impl Store {
 
     /// Keep `bytes` as the instance `key` (extension `ext`, e.g. `"dcm"`), durably,
     /// before the sender is acknowledged. A key already present is not written
-    /// again. Refuses when less than `bytes.len() + min_free_bytes` is free, or on
-    /// any write error; nothing partial is left behind either way.
+    /// again. When less than `bytes.len() + min_free_bytes` is free, retention
+    /// removes old finished studies if its `when_full` allows, else (or if that
+    /// is not enough) the instance is refused; nothing partial is left behind
+    /// on any error.
     pub fn accept(&self, key: &str, bytes: &[u8], ext: &str) -> Result<Accepted, StoreError> {
         let stem = key::encode(key)?;
         key::check_ext(ext)?;
         let _guard = self.busy.lock(format!("in:{stem}"));
         if let Some(existing) = self.lock_index().get(&stem) {
-            return Ok(Accepted::Duplicate(existing.clone()));
+            return Ok(Accepted::Duplicate(existing.path.clone()));
         }
-        let available = fsutil::available_bytes(&self.inbox)?;
         let needed = (bytes.len() as u64).saturating_add(self.options.min_free_bytes);
+        self.make_room(needed)?;
+        let path = self.dirs.inbox.join(format!("{stem}.{ext}"));
+        fsutil::write_atomic(&path, bytes)?;
+        let accepted_at = fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|_| SystemTime::now());
+        let entry = Entry {
+            path: path.clone(),
+            accepted_at,
+            bytes: bytes.len() as u64,
+            state: State::Pending,
+        };
+        self.lock_index().insert(stem, entry);
+        Ok(Accepted::New(path))
+    }
+
+    /// Ok when `needed` bytes are free, after retention removed old finished
+    /// studies if it may.
+    fn make_room(&self, needed: u64) -> Result<(), StoreError> {
+        let mut available = fsutil::available_bytes(&self.dirs.inbox)?;
+        if available < needed && self.retention.when_full {
+            let freed = self.prune_for_space(needed - available)?;
+            if freed > 0 {
+                available = fsutil::available_bytes(&self.dirs.inbox)?;
+            }
+        }
         if available < needed {
             return Err(StoreError::InsufficientSpace {
-                path: self.inbox.clone(),
+                path: self.dirs.inbox.clone(),
                 available,
                 needed,
             });
         }
-        let path = self.inbox.join(format!("{stem}.{ext}"));
-        fsutil::write_atomic(&path, bytes)?;
-        self.lock_index().insert(stem, path.clone());
-        Ok(Accepted::New(path))
+        Ok(())
     }
 
-    /// Accepted instances without a complete report, oldest first.
+    /// Accepted instances without a complete report or a refusal, oldest
+    /// first. Costs work per pending instance only.
     pub fn pending(&self) -> Vec<PendingItem> {
-        let index = self.lock_index().clone();
-        let mut items: Vec<PendingItem> = index
-            .into_iter()
-            .filter(|(stem, _)| !self.outbox.join(stem).is_dir() && !self.is_refused_stem(stem))
-            .filter_map(|(stem, path)| {
-                let accepted_at = fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+        let mut items: Vec<PendingItem> = self
+            .lock_index()
+            .pending()
+            .filter_map(|(stem, entry)| {
                 Some(PendingItem {
-                    key: key::decode(&stem)?,
-                    path,
-                    accepted_at,
+                    key: key::decode(stem)?,
+                    path: entry.path.clone(),
+                    accepted_at: entry.accepted_at,
                 })
             })
             .collect();
@@ -273,26 +302,46 @@ impl Store {
         items
     }
 
+    /// How many instances are pending.
+    pub fn pending_count(&self) -> usize {
+        self.lock_index().pending_count()
+    }
+
+    /// How many instances the inbox holds, and their bytes plus their reports'.
+    pub fn stored(&self) -> (usize, u64) {
+        let index = self.lock_index();
+        (index.len(), index.total_bytes())
+    }
+
     /// Where the instance `key` is kept, if it was accepted.
     pub fn instance_path(&self, key: &str) -> Option<PathBuf> {
         let stem = key::encode(key).ok()?;
-        self.lock_index().get(&stem).cloned()
+        self.lock_index().get(&stem).map(|e| e.path.clone())
     }
 
-    /// The report directory of `key` (it exists only once the report is complete).
+    /// The report directory of `key` (it exists only once the report is
+    /// complete, and only until someone moves it away).
     pub fn report_dir(&self, key: &str) -> Result<PathBuf, StoreError> {
-        Ok(self.outbox.join(key::encode(key)?))
+        Ok(self.dirs.outbox.join(key::encode(key)?))
     }
 
-    /// Whether a complete report for `key` exists.
+    /// Whether the report of `key` was completed (`reported/<key>.done`),
+    /// whether or not its directory is still in the outbox.
     pub fn is_reported(&self, key: &str) -> bool {
-        self.report_dir(key).map(|d| d.is_dir()).unwrap_or(false)
+        let Ok(stem) = key::encode(key) else {
+            return false;
+        };
+        match self.lock_index().get(&stem) {
+            Some(entry) => entry.state == State::Reported,
+            None => self.dirs.done(&stem).is_file(),
+        }
     }
 
     /// Write the report of `key`: `report.json` from `report` plus every extra
     /// output (e.g. from [`crate::output::render_extra`]), all into a staging
-    /// directory that is renamed into the outbox in one step. A report that is
-    /// already complete is left as it is.
+    /// directory that is renamed into the outbox in one step, then the `.done`
+    /// record. A study already reported is left as it is, even when its report
+    /// directory is gone from the outbox.
     pub fn complete(
         &self,
         key: &str,
@@ -314,34 +363,53 @@ impl Store {
             source,
         })?;
         let _guard = self.busy.lock(format!("out:{stem}"));
-        let dir = self.outbox.join(&stem);
-        if dir.is_dir() {
+        let dir = self.dirs.outbox.join(&stem);
+        if self.is_reported(key) {
             return Ok(Completed::AlreadyReported(dir));
         }
-        let mut files: Vec<(&str, &[u8])> = vec![(REPORT_JSON, &json)];
-        files.extend(
-            outputs
-                .iter()
-                .map(|o| (o.name.as_str(), o.bytes.as_slice())),
-        );
-        fsutil::publish_dir(&self.outbox, &stem, &files).map(Completed::Written)
+        // A directory without a record: a crash came between the two writes.
+        let (done, bytes) = if dir.is_dir() {
+            (
+                Completed::AlreadyReported(dir.clone()),
+                records::dir_bytes(&dir),
+            )
+        } else {
+            let mut files: Vec<(&str, &[u8])> = vec![(REPORT_JSON, &json)];
+            files.extend(
+                outputs
+                    .iter()
+                    .map(|o| (o.name.as_str(), o.bytes.as_slice())),
+            );
+            let bytes = files.iter().map(|(_, b)| b.len() as u64).sum();
+            (
+                Completed::Written(fsutil::publish_dir(&self.dirs.outbox, &stem, &files)?),
+                bytes,
+            )
+        };
+        records::write_record(&self.dirs.done(&stem), &format!("{bytes}\n"))?;
+        self.lock_index().finish(&stem, State::Reported, bytes);
+        Ok(done)
     }
 
     /// Record, durably, that the instance `key` can never be reported (`reason`,
     /// e.g. not a chest film): it stays in the inbox but is no longer pending, so
-    /// a restart does not try it again. Deleting `refused/<key>.txt` retries it
-    /// (afresh: its attempt record goes with the refusal).
+    /// a restart does not try it again. Deleting `refused/<key>.txt` and
+    /// restarting retries it (afresh: its attempt record goes with the refusal).
     pub fn refuse(&self, key: &str, reason: &str) -> Result<PathBuf, StoreError> {
         let stem = key::encode(key)?;
-        let path = self.refused.join(format!("{stem}.txt"));
+        let path = self.dirs.refused.join(format!("{stem}.txt"));
         fsutil::write_atomic(&path, format!("{reason}\n").as_bytes())?;
         self.finish_attempt(key)?;
+        let mut index = self.lock_index();
+        if index.get(&stem).is_some_and(|e| e.state == State::Pending) {
+            index.finish(&stem, State::Refused, 0);
+        }
         Ok(path)
     }
 
     /// Refused instances with their reasons, by key.
     pub fn refused(&self) -> Vec<(String, String)> {
-        let Ok(entries) = fs::read_dir(&self.refused) else {
+        let Ok(entries) = fs::read_dir(&self.dirs.refused) else {
             return Vec::new();
         };
         let mut out: Vec<(String, String)> = entries
@@ -357,13 +425,9 @@ impl Store {
         out
     }
 
-    fn is_refused_stem(&self, stem: &str) -> bool {
-        self.refused.join(format!("{stem}.txt")).is_file()
-    }
-
-    fn lock_index(&self) -> MutexGuard<'_, HashMap<String, PathBuf>> {
-        // A panic while holding the lock cannot leave the map half-updated
-        // (single inserts), so a poisoned lock is still usable.
+    fn lock_index(&self) -> MutexGuard<'_, Index> {
+        // Every change to the index is made whole under the lock and nothing in
+        // it panics midway, so a poisoned lock is still usable.
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

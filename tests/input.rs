@@ -597,3 +597,27 @@ fn a_frontal_view_code_and_a_real_contrast_range_pass() {
         .unwrap();
     decode_bytes(&bytes, "faint.png", &opts()).unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[test]
+fn a_file_over_the_cap_is_refused_from_its_size_once_and_the_others_still_come() {
+    let dir = tempfile::tempdir().unwrap();
+    // A sparse 3 GiB file: refused from its size, never read (the test would
+    // need 3 GiB of memory if it were).
+    let big = std::fs::File::create(dir.path().join("a-huge.dcm")).unwrap();
+    big.set_len(3 << 30).unwrap();
+    std::fs::write(dir.path().join("b.png"), png16(300, 300)).unwrap();
+    let mut src = FolderSource::new(dir.path(), Duration::ZERO).with_max_bytes(1 << 20);
+    let got = src.drain();
+    assert_eq!(got.len(), 1, "the error stops one drain");
+    let e = got[0].as_ref().unwrap_err();
+    assert_eq!(e.code(), "input-too-large", "{e}");
+    assert!(
+        e.to_string().contains("a-huge.dcm") && e.to_string().contains("3221225472"),
+        "{e}"
+    );
+    // The next drain yields the good file; the big one is not tried again.
+    let next: Vec<_> = src.drain().into_iter().map(Result::unwrap).collect();
+    assert_eq!(next.len(), 1);
+    assert!(next[0].origin.ends_with("b.png"));
+    assert!(src.drain().is_empty());
+}

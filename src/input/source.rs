@@ -85,6 +85,8 @@ impl Source for MemorySource {
 pub struct FolderSource {
     dir: PathBuf,
     settle: Duration,
+    /// Largest file read; a larger one is refused from its size alone.
+    max_bytes: u64,
     handed_out: HashSet<PathBuf>,
     ready: VecDeque<PathBuf>,
 }
@@ -94,13 +96,48 @@ impl FolderSource {
         FolderSource {
             dir: dir.into(),
             settle,
+            max_bytes: crate::input::ValidateOptions::default().max_input_bytes,
             handed_out: HashSet::new(),
             ready: VecDeque::new(),
         }
     }
 
+    /// Refuse files larger than `max_bytes` without reading them (default: the
+    /// [`ValidateOptions`](crate::input::ValidateOptions) input cap), so memory
+    /// is bounded by this, not by what is dropped in the folder.
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Read one file, refusing it from its size before reading, and stopping
+    /// one byte past the limit in case it grows meanwhile.
+    fn read_capped(&self, path: &Path) -> Result<Vec<u8>, InputError> {
+        use std::io::Read;
+        let input = path.display().to_string();
+        let too_large = |size| InputError::InputTooLarge {
+            input: input.clone(),
+            what: "file",
+            size,
+            max_bytes: self.max_bytes,
+        };
+        let file = std::fs::File::open(path).map_err(|e| self.io(path, e))?;
+        let size = file.metadata().map_err(|e| self.io(path, e))?.len();
+        if size > self.max_bytes {
+            return Err(too_large(size));
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        file.take(self.max_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| self.io(path, e))?;
+        if bytes.len() as u64 > self.max_bytes {
+            return Err(too_large(bytes.len() as u64));
+        }
+        Ok(bytes)
     }
 
     /// Whether the folder can be listed now. When it cannot (missing, not a
@@ -165,8 +202,10 @@ impl Source for FolderSource {
         let Some(path) = self.ready.pop_front() else {
             return Ok(None);
         };
+        // Handed out before reading: a file that fails is not read again
+        // until a restart (or `retry`), so an error is not repeated per poll.
         self.handed_out.insert(path.clone());
-        let bytes = std::fs::read(&path).map_err(|e| self.io(&path, e))?;
+        let bytes = self.read_capped(&path)?;
         Ok(Some(Received {
             origin: path.display().to_string(),
             bytes,

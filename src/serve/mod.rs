@@ -194,8 +194,9 @@ impl<A: Analyse> Server<A> {
         let poll = Duration::from_millis(config.poll_ms.max(10));
         let max_retry = Duration::from_millis(config.retry_max_ms).max(poll);
         let folder = config.watch.as_ref().map(|w| {
-            let mut intake =
-                FolderIntake::new(FolderSource::new(&w.dir, w.settle()), poll, max_retry);
+            let source = FolderSource::new(&w.dir, w.settle())
+                .with_max_bytes(config.validate_options().max_input_bytes);
+            let mut intake = FolderIntake::new(source, poll, max_retry);
             intake.check();
             intake
         });

@@ -29,15 +29,8 @@ use serde::Serialize;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Bundle folder; default as for `report`.
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// NIH ChestX-ray14 layout (`labels.csv` + images).
-    #[arg(long)]
-    pub nih: PathBuf,
-    /// The trainer's validation percentage (which patients it never trained on).
-    #[arg(long, default_value_t = 15)]
-    pub val_percent: u8,
+    #[command(flatten)]
+    pub held_out: super::HeldOut,
     /// Share of validation films scoring at least a band's start that must carry
     /// the label for the finding to be stated without hedging.
     #[arg(long, default_value_t = 0.5)]
@@ -198,7 +191,8 @@ fn sentence_bank(args: &Args) -> anyhow::Result<Option<impression::SentenceBank>
         .studies
         .iter()
         .filter(|s| {
-            cxr_edge::corpus::split_of(&s.uid, args.val_percent) == cxr_edge::corpus::Split::Train
+            cxr_edge::corpus::split_of(&s.uid, args.held_out.val_percent)
+                == cxr_edge::corpus::Split::Train
         })
         .filter_map(|s| s.impression.as_deref())
         .collect();
@@ -206,7 +200,7 @@ fn sentence_bank(args: &Args) -> anyhow::Result<Option<impression::SentenceBank>
         "{} training-split IU impressions of {} ({} % validation by study)",
         train.len(),
         dir.display(),
-        args.val_percent
+        args.held_out.val_percent
     );
     Ok(Some(impression::SentenceBank::build(train, provenance)))
 }
@@ -224,7 +218,8 @@ fn references(args: &Args, reads: &[Read]) -> anyhow::Result<Option<Vec<String>>
         .studies
         .iter()
         .filter(|s| {
-            cxr_edge::corpus::split_of(&s.uid, args.val_percent) == cxr_edge::corpus::Split::Val
+            cxr_edge::corpus::split_of(&s.uid, args.held_out.val_percent)
+                == cxr_edge::corpus::Split::Val
         })
         .filter_map(|s| s.impression.as_deref().filter(|t| !t.trim().is_empty()))
         .map(|imp| {
@@ -304,7 +299,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !(0.0..=1.0).contains(&args.definite_ppv) {
         bail!("--definite-ppv must be in [0, 1]");
     }
-    let dir = super::resolve_bundle(args.model.as_deref())?;
+    let dir = super::resolve_bundle(args.held_out.model.as_deref())?;
     let open = || {
         Reporter::open(
             &dir,
@@ -316,17 +311,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot load the model bundle {}", dir.display()))
     };
     let mut reporter = open()?;
-    let images = nih::read_labels(&args.nih)?;
+    let images = nih::read_labels(&args.held_out.nih)?;
     let held_out: Vec<(NihImage, Holdout)> = images
         .into_iter()
         .map(|i| {
-            let g = Holdout::of_patient(&i.patient, args.val_percent);
+            let g = Holdout::of_patient(&i.patient, args.held_out.val_percent);
             (i, g)
         })
         .filter(|(_, g)| *g != Holdout::Train)
         .collect();
     if held_out.is_empty() {
-        bail!("no held-out films in {}", args.nih.display());
+        bail!("no held-out films in {}", args.held_out.nih.display());
     }
     let read_all = |reporter: &Reporter| -> anyhow::Result<Vec<Read>> {
         held_out

@@ -13,6 +13,22 @@ pub mod view_check;
 
 use std::path::{Path, PathBuf};
 
+/// A bundle and the NIH films its trainer held out (by patient), for the
+/// commands that choose on the validation half and score the test half
+/// (`view-check`, `consistency`; see [`cxr_edge::nih::Holdout`]).
+#[derive(clap::Args)]
+pub struct HeldOut {
+    /// Bundle folder; default as for `report`.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// NIH ChestX-ray14 layout (`labels.csv` + images): frontal films.
+    #[arg(long)]
+    pub nih: PathBuf,
+    /// The trainer's validation percentage (which NIH patients it never trained on).
+    #[arg(long, default_value_t = 15)]
+    pub val_percent: u8,
+}
+
 use anyhow::bail;
 
 /// An error with its causes, like anyhow's `{:#}`, but each text once: many

@@ -28,12 +28,8 @@ use serde::Serialize;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Bundle folder; default as for `report`.
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// NIH ChestX-ray14 layout (`labels.csv` + images): frontal films.
-    #[arg(long)]
-    pub nih: PathBuf,
+    #[command(flatten)]
+    pub held_out: super::HeldOut,
     /// Not-frontal-chest layout (`labels.csv` with image_file, kind, patient_group).
     #[arg(long)]
     pub not_frontal: PathBuf,
@@ -43,9 +39,6 @@ pub struct Args {
     /// Share of validation frontal films the threshold may refuse.
     #[arg(long, default_value_t = 0.01)]
     pub max_frontal_refusal: f64,
-    /// The trainer's validation percentage (which NIH patients it never trained on).
-    #[arg(long, default_value_t = 15)]
-    pub val_percent: u8,
     /// Write the fitted check into the bundle (else measure only).
     #[arg(long)]
     pub write: bool,
@@ -95,11 +88,11 @@ impl Measured {
 }
 
 fn frontal_films(args: &Args) -> anyhow::Result<Vec<Film>> {
-    let images = cxr_edge::nih::read_labels(&args.nih)?;
+    let images = cxr_edge::nih::read_labels(&args.held_out.nih)?;
     Ok(images
         .into_iter()
         .map(|i| Film {
-            group: Holdout::of_patient(&i.patient, args.val_percent),
+            group: Holdout::of_patient(&i.patient, args.held_out.val_percent),
             path: i.path,
             kind: "frontal_chest".into(),
         })
@@ -363,7 +356,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !(0.0..0.5).contains(&args.max_frontal_refusal) {
         bail!("--max-frontal-refusal must be in [0, 0.5)");
     }
-    let bundle = super::resolve_bundle(args.model.as_deref())?;
+    let bundle = super::resolve_bundle(args.held_out.model.as_deref())?;
     let reporter = Reporter::open(&bundle, &ReporterOptions::default())
         .with_context(|| format!("cannot load the model bundle {}", bundle.display()))?;
     let frontal = frontal_films(&args)?;
@@ -416,7 +409,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.write {
         let provenance = serde_json::json!({
-            "fitted_on": format!("{} NIH frontal films of the model's training split ({})", fit_rows.len(), args.nih.display()),
+            "fitted_on": format!("{} NIH frontal films of the model's training split ({})", fit_rows.len(), args.held_out.nih.display()),
             "threshold": format!("{:.1} % quantile of the distances of half the model's validation films (split by patient)", (1.0 - args.max_frontal_refusal) * 100.0),
             "shrinkage": gaussian.shrinkage,
             "created_by": format!("cxr-edge {} view-check", env!("CARGO_PKG_VERSION")),

@@ -98,10 +98,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// A trimmed, non-empty string attribute.
 pub(crate) fn text(obj: &DefaultDicomObject, tag: Tag) -> Option<String> {
-    let e = obj.element_opt(tag).ok().flatten()?;
-    let s = e.to_str().ok()?;
-    let s = s.trim_matches(['\0', ' ']).trim();
-    (!s.is_empty()).then(|| s.to_string())
+    element_text(obj, tag)
 }
 
 /// The view of a DX header that states it only in its View Code Sequence
@@ -113,18 +110,22 @@ fn view_code_meaning(obj: &DefaultDicomObject) -> Option<String> {
         .flatten()?
         .items()?;
     let item = items.first()?;
-    let field = |tag| {
-        let s = item
-            .element_opt(tag)
-            .ok()
-            .flatten()?
-            .to_str()
-            .ok()?
-            .into_owned();
-        let s = s.trim_matches(['\0', ' ']).trim().to_string();
-        (!s.is_empty()).then_some(s)
-    };
+    let field = |tag| element_text(item, tag);
     field(tags::CODE_MEANING).or_else(|| field(tags::CODE_VALUE))
+}
+
+/// A trimmed, non-empty string attribute of an in-memory object (a sequence
+/// item, a DIMSE command).
+pub(crate) fn element_text(obj: &dicom_object::InMemDicomObject, tag: Tag) -> Option<String> {
+    let s = obj
+        .element_opt(tag)
+        .ok()
+        .flatten()?
+        .to_str()
+        .ok()?
+        .into_owned();
+    let s = s.trim_matches(['\0', ' ']).trim().to_string();
+    (!s.is_empty()).then_some(s)
 }
 
 fn uint(obj: &DefaultDicomObject, tag: Tag) -> Option<u64> {

@@ -40,14 +40,7 @@ pub(super) struct Command {
 }
 
 pub(super) fn trimmed(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<String> {
-    let s = obj
-        .element_opt(tag)
-        .ok()
-        .flatten()?
-        .to_str()
-        .ok()?
-        .into_owned();
-    Some(s.trim_matches(['\0', ' ']).to_string())
+    crate::input::dicom::element_text(obj, tag)
 }
 
 /// Every element length of an Implicit VR Little Endian command set checked

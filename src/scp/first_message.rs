@@ -67,13 +67,9 @@ pub(super) fn wait_whole(stream: &TcpStream, tls: bool) -> Result<(), String> {
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::net::{Shutdown, TcpListener};
+    use std::net::Shutdown;
 
-    fn pair() -> (TcpStream, TcpStream) {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        (l.accept().unwrap().0, c)
-    }
+    use crate::scp::socket_pair as pair;
 
     #[test]
     fn a_whole_request_passes_and_short_or_foreign_ones_do_not() {

@@ -43,6 +43,14 @@ mod listen;
 mod tls;
 mod watchdog;
 
+/// A connected loopback socket pair (server side, client side) for the unit tests.
+#[cfg(test)]
+fn socket_pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    (l.accept().unwrap().0, c)
+}
+
 pub use allow::PeerNet;
 pub use config::{ScpConfig, TlsConfig};
 pub use dimse::StoreStatus;

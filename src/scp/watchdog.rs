@@ -172,13 +172,8 @@ pub(super) fn period(idle: Duration) -> Duration {
 mod tests {
     use super::*;
     use std::io::Read;
-    use std::net::TcpListener;
 
-    fn pair() -> (TcpStream, TcpStream) {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        (l.accept().unwrap().0, c)
-    }
+    use crate::scp::socket_pair as pair;
 
     #[test]
     fn an_idle_peer_is_shut_out_and_a_working_one_is_not() {

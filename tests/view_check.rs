@@ -152,3 +152,28 @@ fn view_check_fits_writes_and_the_bundle_still_verifies() {
     let (_, err) = text(&o);
     assert!(!o.status.success() && err.contains("sha256"), "{err}");
 }
+
+#[test]
+fn every_page_of_a_long_result_is_written_by_report_screen() {
+    // The shipped model flags six findings on this film: more than one page.
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("screen.png");
+    let film = root().join("samples/nih_00001582_023_cardiomegaly_effusion.png");
+    let o = cxr(&[
+        &"report",
+        &film,
+        &"--model",
+        &default_model(),
+        &"--screen",
+        &png,
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert!(png.is_file());
+    let second = dir.path().join("screen-page2.png");
+    assert!(second.is_file(), "no second page");
+    let (a, b) = (
+        std::fs::read(&png).unwrap(),
+        std::fs::read(&second).unwrap(),
+    );
+    assert_ne!(a, b, "the pages differ");
+}

@@ -30,7 +30,8 @@ pub struct Args {
     #[arg(long, default_value_t = ReporterOptions::default().beam)]
     pub beam: usize,
     /// Draw the device screen of the result into this PNG (`-2`, `-3`… are added
-    /// before the extension when several files are given).
+    /// before the extension when several files are given; a result of several
+    /// pages also writes `-page2`, `-page3`… beside it).
     #[arg(long, value_name = "PNG")]
     pub screen: Option<PathBuf>,
     /// Also write `<file name>.report.json`, FHIR and (for DICOM) SR files here.
@@ -105,13 +106,18 @@ fn numbered(path: &Path, i: usize) -> PathBuf {
     if i == 1 {
         return path.to_path_buf();
     }
+    suffixed(path, &i.to_string())
+}
+
+/// `out.png` → `out-<tag>.png`.
+fn suffixed(path: &Path, tag: &str) -> PathBuf {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let name = match path.extension() {
-        Some(ext) => format!("{stem}-{i}.{}", ext.to_string_lossy()),
-        None => format!("{stem}-{i}"),
+        Some(ext) => format!("{stem}-{tag}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{tag}"),
     };
     path.with_file_name(name)
 }
@@ -165,10 +171,14 @@ fn one(
     }
     if let Some(png) = screen_png {
         let status = Status::new(reporter.model_id(), 0);
-        screen::render_png(
-            &Screen::result(&report, Some(&radiograph.image), status),
-            png,
-        )?;
+        let shown = Screen::result(&report, Some(&radiograph.image), status);
+        for page in 0..screen::page_count(&shown) {
+            let path = match page {
+                0 => png.to_path_buf(),
+                k => suffixed(png, &format!("page{}", k + 1)),
+            };
+            screen::render_png(&shown.clone().with_page(page), &path)?;
+        }
     }
     if config.json {
         println!("{}", serde_json::to_string(&report)?);

@@ -5,9 +5,7 @@
 //! margin old studies make room instead of every new one being refused.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
 use cxr_edge::input::Radiograph;
@@ -332,30 +330,16 @@ fn kill_9_while_pruning_leaves_a_consistent_store() {
     let dir = tempfile::tempdir().unwrap();
     let mut reported: Vec<String> = Vec::new();
     for round in 0..4 {
-        let mut child = crate::util::own_binary(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "retention::prune_crash_child"])
-            .args(["--nocapture", "--test-threads=1"])
-            .env("CXR_PRUNE_CRASH_DIR", dir.path())
-            .env("CXR_PRUNE_START", (round * 1000).to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
         // Kill at some point inside a later accept, report or removal.
-        let kill_after = 8 + round * 5;
-        let mut seen = 0;
-        for line in stdout.lines() {
-            if let Some(key) = line.unwrap().strip_prefix("REPORTED ") {
-                reported.push(key.to_string());
-                seen += 1;
-                if seen == kill_after {
-                    child.kill().unwrap();
-                    break;
-                }
-            }
-        }
-        child.wait().unwrap();
+        reported.extend(crate::util::kill_child_after(
+            "retention::prune_crash_child",
+            &[
+                ("CXR_PRUNE_CRASH_DIR", dir.path().display().to_string()),
+                ("CXR_PRUNE_START", (round * 1000).to_string()),
+            ],
+            "REPORTED ",
+            8 + round * 5,
+        ));
     }
     let store = Store::open(dir.path(), no_margin()).unwrap();
     let pending: Vec<String> = store.pending().into_iter().map(|p| p.key).collect();

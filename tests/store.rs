@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -253,35 +252,14 @@ fn store_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let mut acked: Vec<String> = Vec::new();
     for round in 0..3 {
-        let mut child = crate::util::own_binary(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                "store::crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("CXR_STORE_CRASH_DIR", dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
         // Kill after a varying number of acknowledgements, i.e. at some point
         // inside the next accept or complete.
-        let kill_after = 5 + round * 7;
-        let mut seen = 0;
-        for line in stdout.lines() {
-            if let Some(key) = line.unwrap().strip_prefix("ACK ") {
-                acked.push(key.to_string());
-                seen += 1;
-                if seen == kill_after {
-                    child.kill().unwrap();
-                    break;
-                }
-            }
-        }
-        child.wait().unwrap();
+        acked.extend(crate::util::kill_child_after(
+            "store::crash_child",
+            &[("CXR_STORE_CRASH_DIR", dir.path().display().to_string())],
+            "ACK ",
+            5 + round * 7,
+        ));
         // Between rounds, the next child opens the store after the crash.
     }
     let store = Store::open(dir.path(), no_margin()).unwrap();

@@ -26,3 +26,42 @@ pub fn own_binary(path: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
         _ => std::process::Command::new(path),
     }
 }
+
+/// Run the ignored test `test` of this test binary as a child process with
+/// `envs`, collect what follows `prefix` on each stdout line it prints, and
+/// kill it (SIGKILL) once `kill_after` such lines have arrived: a crash at some
+/// point inside whatever it does next. Returns the collected values.
+pub fn kill_child_after(
+    test: &str,
+    envs: &[(&str, String)],
+    prefix: &str,
+    kill_after: usize,
+) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    let mut child = own_binary(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            test,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stdout.lines() {
+        if let Some(value) = line.unwrap().strip_prefix(prefix) {
+            seen.push(value.to_string());
+            if seen.len() == kill_after {
+                child.kill().unwrap();
+                break;
+            }
+        }
+    }
+    child.wait().unwrap();
+    seen
+}

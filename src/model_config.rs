@@ -79,12 +79,100 @@ pub enum DecoderKind {
     Merge,
 }
 
+/// Which image encoder a model uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EncoderKind {
+    /// Conv-BN-ReLU stages of [`ModelConfig::channels`] (trained from scratch).
+    #[default]
+    Plain,
+    /// The first `blocks` inverted-residual blocks of MobileNetV2 1.0 (see
+    /// [`MOBILENET_V2`]); `channels` is then unused.
+    #[serde(rename = "mobilenet_v2")]
+    MobileNetV2 { blocks: usize },
+}
+
+/// One inverted-residual block of MobileNetV2 1.0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvertedResidual {
+    pub cin: usize,
+    /// Channels after the 1×1 expansion (`None`: no expansion, t = 1).
+    pub expand: Option<usize>,
+    pub cout: usize,
+    pub stride: usize,
+}
+
+impl InvertedResidual {
+    /// Channels of the depthwise convolution.
+    pub fn hidden(&self) -> usize {
+        self.expand.unwrap_or(self.cin)
+    }
+
+    /// The block adds its input to its output.
+    pub fn residual(&self) -> bool {
+        self.stride == 1 && self.cin == self.cout
+    }
+}
+
+/// MobileNetV2 1.0 as (expansion t, channels c, repeats n, first stride s), after
+/// a 3×3 stride-2 stem convolution to [`MOBILENET_V2_STEM`] channels. Every
+/// convolution has a bias (batch norm folded in), expansions and depthwise
+/// convolutions end in ReLU6, projections are linear, and padding is TFLite's
+/// "same" (output side `ceil(in / stride)`, the odd row and column of padding at
+/// the bottom and right).
+///
+/// Parameter names: `enc.mb.stem.{weight,bias}` (`[32, 1, 3, 3]`: the grey image's
+/// one channel), and per block `i` `enc.mb.b{i}.expand` (1×1, absent for block 0),
+/// `enc.mb.b{i}.dw` (3×3 depthwise, `[hidden, 1, 3, 3]`), `enc.mb.b{i}.project`
+/// (1×1), each `.weight` and `.bias`.
+pub const MOBILENET_V2: [(usize, usize, usize, usize); 7] = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+];
+
+/// Output channels of MobileNetV2's stem convolution.
+pub const MOBILENET_V2_STEM: usize = 32;
+
+/// The 17 blocks of [`MOBILENET_V2`], in order.
+pub fn mobilenet_v2_blocks() -> Vec<InvertedResidual> {
+    let mut out = Vec::new();
+    let mut cin = MOBILENET_V2_STEM;
+    for (t, c, n, s) in MOBILENET_V2 {
+        for r in 0..n {
+            out.push(InvertedResidual {
+                cin,
+                expand: (t != 1).then_some(cin * t),
+                cout: c,
+                stride: if r == 0 { s } else { 1 },
+            });
+            cin = c;
+        }
+    }
+    out
+}
+
+/// TFLite "same" padding of one axis: (before, after).
+pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let out = input.div_ceil(stride);
+    let total = ((out - 1) * stride + kernel).saturating_sub(input);
+    (total / 2, total - total / 2)
+}
+
 /// Architecture hyper-parameters. Everything needed to rebuild the network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     /// Square input side in pixels.
     pub input_size: usize,
-    /// Output channels per encoder stage (each stage halves the resolution).
+    /// The image encoder (absent in older configs: [`EncoderKind::Plain`]).
+    #[serde(default)]
+    pub encoder: EncoderKind,
+    /// Output channels per encoder stage (each stage halves the resolution;
+    /// plain encoder only).
     pub channels: Vec<usize>,
     pub decoder: DecoderKind,
     /// Word embedding size E.
@@ -107,6 +195,7 @@ impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
             input_size: 224,
+            encoder: EncoderKind::Plain,
             channels: vec![16, 32, 64, 96, 128],
             decoder: DecoderKind::Attention,
             embed_dim: 128,
@@ -123,8 +212,18 @@ impl ModelConfig {
     /// Side of the feature grid.
     pub fn grid_side(&self) -> usize {
         let mut s = self.input_size;
-        for _ in &self.channels {
-            s = s.div_ceil(2);
+        match self.encoder {
+            EncoderKind::Plain => {
+                for _ in &self.channels {
+                    s = s.div_ceil(2);
+                }
+            }
+            EncoderKind::MobileNetV2 { blocks } => {
+                s = s.div_ceil(2);
+                for b in mobilenet_v2_blocks().iter().take(blocks) {
+                    s = s.div_ceil(b.stride);
+                }
+            }
         }
         s
     }
@@ -146,7 +245,12 @@ impl ModelConfig {
 
     /// Channels C of the grid.
     pub fn grid_channels(&self) -> usize {
-        *self.channels.last().expect("at least one encoder stage")
+        match self.encoder {
+            EncoderKind::Plain => *self.channels.last().expect("at least one encoder stage"),
+            EncoderKind::MobileNetV2 { blocks } => mobilenet_v2_blocks()
+                .get(blocks.max(1) - 1)
+                .map_or(MOBILENET_V2_STEM, |b| b.cout),
+        }
     }
 
     /// Size of the decoder state vector.
@@ -159,6 +263,9 @@ impl ModelConfig {
 
     /// Multiply-accumulates of one encoder pass (convolutions and head).
     pub fn encoder_macs(&self) -> u64 {
+        if let EncoderKind::MobileNetV2 { blocks } = self.encoder {
+            return self.mobilenet_macs(blocks);
+        }
         let mut side = self.input_size as u64;
         let mut cin = 1u64;
         let mut macs = 0u64;
@@ -170,6 +277,20 @@ impl ModelConfig {
             cin = c;
         }
         macs + cin * crate::Observation::COUNT as u64
+    }
+
+    fn mobilenet_macs(&self, blocks: usize) -> u64 {
+        let mut side = (self.input_size as u64).div_ceil(2);
+        let mut macs = side * side * MOBILENET_V2_STEM as u64 * 9;
+        for b in mobilenet_v2_blocks().iter().take(blocks) {
+            let (cin, hid, cout) = (b.cin as u64, b.hidden() as u64, b.cout as u64);
+            if b.expand.is_some() {
+                macs += side * side * cin * hid;
+            }
+            side = side.div_ceil(b.stride as u64);
+            macs += side * side * hid * 9 + side * side * hid * cout;
+        }
+        macs + self.grid_channels() as u64 * crate::Observation::COUNT as u64
     }
 }
 
@@ -185,5 +306,23 @@ mod tests {
         let macs = c.encoder_macs();
         assert!(macs < 500_000_000, "{macs}");
         assert!(macs > 50_000_000, "{macs}");
+    }
+
+    #[test]
+    fn mobilenet_v2_matches_its_published_shape() {
+        let blocks = mobilenet_v2_blocks();
+        assert_eq!(blocks.len(), 17);
+        assert_eq!(blocks.iter().filter(|b| b.residual()).count(), 10);
+        let c = ModelConfig {
+            encoder: EncoderKind::MobileNetV2 { blocks: 17 },
+            ..ModelConfig::default()
+        };
+        assert_eq!((c.grid_side(), c.grid_channels()), (7, 320));
+        // 300 M MACs published for the whole network at 224, of which the last
+        // 1×1 convolution (320 → 1280 at 7×7) and the classifier are ~21 M.
+        let macs = c.encoder_macs();
+        assert!((270_000_000..290_000_000).contains(&macs), "{macs}");
+        assert_eq!(same_padding(224, 3, 2), (0, 1));
+        assert_eq!(same_padding(7, 3, 1), (1, 1));
     }
 }

@@ -101,6 +101,10 @@ mod tests {
     }
 }
 
+/// Percentage of NIH patients the trainer holds out (half validation, half test):
+/// a 70 / 15 / 15 patient-level split.
+pub const HELD_OUT_PERCENT: u8 = 30;
+
 /// Where a NIH patient's films go in this project's one patient-level split:
 /// the trainer's training split (`val_percent` % of patients are held out, by
 /// SHA-256 of `nih-patient-<id>` as the trainer does), and the held-out

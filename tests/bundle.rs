@@ -19,6 +19,7 @@ fn tiny_config(decoder: DecoderKind) -> ModelConfig {
     ModelConfig {
         input_size: 16,
         channels: vec![4, 6],
+        encoder: Default::default(),
         decoder,
         embed_dim: 5,
         hidden: 7,
@@ -490,6 +491,7 @@ fn committed_bundle_reproduces_its_parity_file() {
         let c = ModelConfig {
             input_size: 32,
             channels: vec![8, 16],
+            encoder: Default::default(),
             decoder: DecoderKind::Attention,
             embed_dim: 8,
             hidden: 16,

@@ -25,7 +25,7 @@ pub struct HeldOut {
     #[arg(long)]
     pub nih: PathBuf,
     /// The trainer's validation percentage (which NIH patients it never trained on).
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = cxr_edge::nih::HELD_OUT_PERCENT)]
     pub val_percent: u8,
 }
 

@@ -56,6 +56,7 @@ impl FakeRuntime {
         ModelConfig {
             input_size: 8,
             channels: vec![4, 4],
+            encoder: Default::default(),
             vocab_size: vocab,
             max_len: 16,
             ..ModelConfig::default()

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use cxr_edge::model_config::DecoderKind;
+use cxr_edge::model_config::{DecoderKind, EncoderKind};
 use cxr_edge::preprocess::PreprocessOptions;
 use cxr_edge::text::Preset;
 use cxr_edge::ModelConfig;
@@ -29,6 +29,23 @@ pub struct Args {
     /// Square input size in pixels.
     #[arg(long, default_value_t = 224)]
     pub size: usize,
+    /// Image encoder: plain conv stages trained from scratch (`--channels`), or
+    /// MobileNetV2 1.0 (`--blocks`, initialised from `--pretrained`).
+    #[arg(long, value_enum, default_value_t = Encoder::Plain)]
+    pub encoder: Encoder,
+    /// MobileNetV2 blocks kept (1–17; 17 ends at 320 channels, stride 32).
+    #[arg(long, default_value_t = 17)]
+    pub blocks: usize,
+    /// ImageNet weights for the MobileNetV2 encoder: a TFLite MobileNetV2 1.0
+    /// (e.g. ../shared/weights/mobilenet-v2-imagenet/mobilenet_v2_1.0_224_quant.tflite).
+    #[arg(long)]
+    pub pretrained: Option<PathBuf>,
+    /// Keep the stem and the first N MobileNetV2 blocks as loaded.
+    #[arg(long, default_value_t = 0)]
+    pub freeze_blocks: usize,
+    /// Learning rate of the MobileNetV2 backbone, as a fraction of `--lr`.
+    #[arg(long, default_value_t = 0.1)]
+    pub backbone_lr: f64,
     /// Encoder channels per stage, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "16,32,64,96,128")]
     pub channels: Vec<usize>,
@@ -50,7 +67,8 @@ pub struct Args {
     pub patience: usize,
     #[arg(long, default_value_t = 3)]
     pub min_count: usize,
-    #[arg(long, default_value_t = 15)]
+    /// Patients held out (half validation, half test), as a percentage.
+    #[arg(long, default_value_t = cxr_edge::nih::HELD_OUT_PERCENT)]
     pub val_percent: u8,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -77,16 +95,33 @@ pub struct Args {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Encoder {
+    Plain,
+    #[value(name = "mobilenet-v2")]
+    MobileNetV2,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Decoder {
     Attention,
     Merge,
 }
 
 impl Args {
+    fn encoder(&self) -> EncoderKind {
+        match self.encoder {
+            Encoder::Plain => EncoderKind::Plain,
+            Encoder::MobileNetV2 => EncoderKind::MobileNetV2 {
+                blocks: self.blocks,
+            },
+        }
+    }
+
     pub fn config(&self) -> TrainConfig {
         TrainConfig {
             model: ModelConfig {
                 input_size: self.size,
+                encoder: self.encoder(),
                 channels: self.channels.clone(),
                 decoder: match self.decoder {
                     Decoder::Attention => DecoderKind::Attention,
@@ -99,10 +134,18 @@ impl Args {
                 max_len: 40,
                 findings_conditioned: !self.unconditioned,
             },
+            // MobileNetV2 was trained on images in −1..1: (x − 0.5) / 0.5.
             preprocess: PreprocessOptions {
                 size: self.size,
+                std: match self.encoder {
+                    Encoder::Plain => PreprocessOptions::default().std,
+                    Encoder::MobileNetV2 => 0.5,
+                },
                 ..Default::default()
             },
+            pretrained: self.pretrained.clone(),
+            freeze_blocks: self.freeze_blocks,
+            backbone_lr: self.backbone_lr,
             data: DataOptions {
                 // `--nih ''` selects true IU pairs (no NIH images).
                 nih: self.nih.clone().filter(|p| !p.as_os_str().is_empty()),

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use cxr_edge::corpus::{self, Split};
+use cxr_edge::nih::Holdout;
 use cxr_edge::preprocess::PreprocessOptions;
 use cxr_edge::text::{self, Preset, Vocab};
 use cxr_edge::Observation;
@@ -158,17 +159,27 @@ pub fn load(opts: &DataOptions) -> Result<Dataset> {
                 opts.reports.display()
             );
         };
+        // Patient-level: training, a validation half (checkpoints, thresholds,
+        // calibration) and a test half that training never sees.
         let all = read_nih(nih)?;
-        let (v, t): (Vec<_>, Vec<_>) = all
-            .into_iter()
-            .partition(|s| corpus::split_of(&s.group, opts.val_percent) == Split::Val);
+        let mut t = Vec::new();
+        let mut v = Vec::new();
+        for s in all {
+            let patient = s.group.trim_start_matches("nih-patient-");
+            match Holdout::of_patient(patient, opts.val_percent) {
+                Holdout::Train => t.push(s),
+                Holdout::Validation => v.push(s),
+                Holdout::Test => {}
+            }
+        }
         (
             t,
             v,
             format!(
                 "FINDINGS-MATCHED pairs (not true pairs): NIH ChestX-ray14 images from {} \
                  (split by patient) paired with IU impressions from {} (split by study) \
-                 whose labeller findings agree with the image labels; {}% validation",
+                 whose labeller findings agree with the image labels; {}% of patients held out, \
+                 half for validation, half for a test that training never sees",
                 nih.display(),
                 opts.reports.display(),
                 opts.val_percent

@@ -18,11 +18,15 @@ mod cmd_train;
 mod data;
 mod embeddings;
 mod evaluate;
+mod mobilenet;
 mod model;
 mod plots;
 mod tch_runtime;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_mobilenet;
+mod tflite;
 mod train;
 
 #[derive(Parser)]

@@ -2,7 +2,10 @@
 //! `cxr_edge::model_config` exactly (parameter names, shapes, step equations), so
 //! the exporter can rebuild it from the saved safetensors.
 
+use cxr_edge::model_config::EncoderKind;
 use cxr_edge::{DecoderKind, ModelConfig, Observation};
+
+use crate::mobilenet::MobileNetV2;
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
@@ -85,9 +88,19 @@ enum Decoder {
     },
 }
 
+/// The image encoder's convolutional part.
+enum Backbone {
+    Plain(Vec<(ConvBn, ConvBn)>),
+    MobileNetV2(MobileNetV2),
+}
+
+/// Optimizer parameter group of a pretrained backbone (its learning rate can
+/// be set apart from the rest's, group 0).
+pub const BACKBONE_GROUP: usize = 1;
+
 pub struct CxrModel {
     pub config: ModelConfig,
-    stages: Vec<(ConvBn, ConvBn)>,
+    backbone: Backbone,
     head: nn::Linear,
     emb: nn::Embedding,
     decoder: Decoder,
@@ -102,15 +115,25 @@ impl CxrModel {
     pub fn new(root: &nn::Path, config: &ModelConfig, dropout: f64) -> CxrModel {
         let enc = root / "enc";
         let dec = root / "dec";
-        let mut stages = Vec::new();
-        let mut cin = 1i64;
-        for (i, &c) in config.channels.iter().enumerate() {
-            let p = &enc / format!("s{i}");
-            let c = c as i64;
-            stages.push((ConvBn::new(&p, 0, cin, c, 2), ConvBn::new(&p, 1, c, c, 1)));
-            cin = c;
-        }
-        let c = cin;
+        let backbone = match config.encoder {
+            EncoderKind::Plain => {
+                let mut stages = Vec::new();
+                let mut cin = 1i64;
+                for (i, &c) in config.channels.iter().enumerate() {
+                    let p = &enc / format!("s{i}");
+                    let c = c as i64;
+                    stages.push((ConvBn::new(&p, 0, cin, c, 2), ConvBn::new(&p, 1, c, c, 1)));
+                    cin = c;
+                }
+                Backbone::Plain(stages)
+            }
+            EncoderKind::MobileNetV2 { blocks } => Backbone::MobileNetV2(MobileNetV2::new(
+                &(&enc / "mb").set_group(BACKBONE_GROUP),
+                blocks,
+                1,
+            )),
+        };
+        let c = config.grid_channels() as i64;
         let (e, h, a, v) = (
             config.embed_dim as i64,
             config.hidden as i64,
@@ -157,7 +180,7 @@ impl CxrModel {
         };
         CxrModel {
             config: config.clone(),
-            stages,
+            backbone,
             head,
             emb,
             decoder,
@@ -170,6 +193,14 @@ impl CxrModel {
     /// The word embedding matrix `[V, E]` (`dec.emb.weight`).
     pub fn embedding_weight(&self) -> &Tensor {
         &self.emb.ws
+    }
+
+    /// Keep the stem and the first `n` blocks of a MobileNetV2 backbone as
+    /// loaded (no-op for the plain encoder).
+    pub fn freeze_backbone_prefix(&self, n: usize) {
+        if let Backbone::MobileNetV2(net) = &self.backbone {
+            net.freeze_prefix(n);
+        }
     }
 
     /// Set the findings-conditioning thresholds (no-op for unconditioned models).
@@ -190,10 +221,16 @@ impl CxrModel {
     }
 
     pub fn encode_with(&self, images: &Tensor, mode: Mode, flags: Option<&Tensor>) -> Encoded {
-        let mut x = images.shallow_clone();
-        for (a, b) in &self.stages {
-            x = b.forward(&a.forward(&x, mode), mode);
-        }
+        let x = match &self.backbone {
+            Backbone::Plain(stages) => {
+                let mut x = images.shallow_clone();
+                for (a, b) in stages {
+                    x = b.forward(&a.forward(&x, mode), mode);
+                }
+                x
+            }
+            Backbone::MobileNetV2(net) => net.forward(images),
+        };
         let (bsz, c, _, _) = x.size4().expect("4-d feature map");
         let grid = x.view([bsz, c, -1]).transpose(1, 2).contiguous();
         let pooled = grid.mean_dim(1, false, Kind::Float);

@@ -23,6 +23,7 @@ fn tiny_config_with(decoder: DecoderKind, vocab: usize, findings_conditioned: bo
     ModelConfig {
         input_size: 32,
         channels: vec![8, 16],
+        encoder: Default::default(),
         decoder,
         embed_dim: 16,
         hidden: 48,

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
+use cxr_edge::model_config::EncoderKind;
 use cxr_edge::preprocess::PreprocessOptions;
 use cxr_edge::text::Vocab;
 use cxr_edge::{ModelConfig, Observation};
@@ -46,6 +47,15 @@ pub struct TrainConfig {
     /// Word vectors (`cxr-train embeddings`) to initialise `dec.emb` from.
     #[serde(default)]
     pub init_embeddings: Option<PathBuf>,
+    /// TFLite MobileNetV2 weights to start a MobileNetV2 encoder from.
+    #[serde(default)]
+    pub pretrained: Option<PathBuf>,
+    /// MobileNetV2 blocks (after the stem) kept as loaded.
+    #[serde(default)]
+    pub freeze_blocks: usize,
+    /// Backbone learning rate as a fraction of `lr`.
+    #[serde(default = "one")]
+    pub backbone_lr: f64,
 }
 
 /// What one epoch measured; the list is `<run>/metrics.json`.
@@ -78,6 +88,10 @@ pub fn device() -> Device {
 }
 
 /// Learning rate at `step` of `total`: linear warm-up then cosine to 5 %.
+fn one() -> f64 {
+    1.0
+}
+
 pub fn lr_at(cfg: &TrainConfig, step: usize, total: usize) -> f64 {
     let warm = ((cfg.warmup * total as f64) as usize).max(1);
     if step < warm {
@@ -160,6 +174,14 @@ pub fn train(
             p.display()
         );
     }
+    if let (Some(p), false) = (&cfg.pretrained, resume) {
+        let pre = crate::mobilenet::from_tflite(&crate::tflite::read(p)?)
+            .with_context(|| format!("{}: not MobileNetV2 1.0", p.display()))?;
+        let n = crate::mobilenet::load_into(&vs, "enc.mb.", &pre)?;
+        ensure!(n > 0, "{}: no weights matched the encoder", p.display());
+        eprintln!("initialised {n} encoder tensors from {}", p.display());
+    }
+    model.freeze_backbone_prefix(cfg.freeze_blocks);
     let mut state = RunState::default();
     let mut history: Vec<EpochRecord> = Vec::new();
     if resume && out.join("state.json").exists() {
@@ -205,6 +227,9 @@ pub fn train(
         for idx in order.chunks(cfg.batch) {
             let lr = lr_at(cfg, state.step, total_steps);
             opt.set_lr(lr);
+            if model_cfg.encoder != EncoderKind::Plain {
+                opt.set_lr_group(crate::model::BACKBONE_GROUP, lr * cfg.backbone_lr);
+            }
             let ix = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>())
                 .to_device(device);
             let mut x = train_images.index_select(0, &ix);

@@ -253,11 +253,19 @@ impl Bundle {
             m.model_id, m.schema_version, m.created_by
         );
         let _ = writeln!(s, "tract       {}", m.tract_version);
+        let layers = match c.encoder {
+            crate::model_config::EncoderKind::Plain => format!("channels {:?}", c.channels),
+            crate::model_config::EncoderKind::MobileNetV2 { blocks } => {
+                format!(
+                    "MobileNetV2 1.0, {blocks} blocks, {} channels",
+                    c.grid_channels()
+                )
+            }
+        };
         let _ = writeln!(
             s,
-            "encoder     {}² input, channels {:?}, grid {}×{}, ~{:.0} MMAC",
+            "encoder     {}² input, {layers}, grid {}×{}, ~{:.0} MMAC",
             c.input_size,
-            c.channels,
             c.grid_side(),
             c.grid_side(),
             c.encoder_macs() as f64 / 1e6

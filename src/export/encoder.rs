@@ -5,7 +5,10 @@ use tract_onnx::pb::ModelProto;
 
 use super::graph::{Attr, GraphBuilder};
 use super::{ExportError, Weights};
-use crate::model_config::{DecoderKind, ModelConfig, BN_EPS};
+use crate::model_config::{
+    mobilenet_v2_blocks, same_padding, DecoderKind, EncoderKind, ModelConfig, BN_EPS,
+    MOBILENET_V2_STEM,
+};
 use crate::Observation;
 
 /// Fold an eval-mode BatchNorm into the preceding bias-free convolution:
@@ -64,10 +67,14 @@ pub(crate) fn linear(
     ))
 }
 
-pub(crate) fn build(config: &ModelConfig, weights: &Weights) -> Result<ModelProto, ExportError> {
-    let s = config.input_size;
-    let mut g = GraphBuilder::default();
-    let mut x = g.input_f32("image", &[1, 1, s, s]);
+/// Conv-BN-ReLU stages, batch norm folded into each convolution.
+fn plain_backbone(
+    g: &mut GraphBuilder,
+    config: &ModelConfig,
+    weights: &Weights,
+    image: String,
+) -> Result<String, ExportError> {
+    let mut x = image;
     let mut cin = 1;
     for (i, &c) in config.channels.iter().enumerate() {
         for layer in 0..2 {
@@ -86,6 +93,101 @@ pub(crate) fn build(config: &ModelConfig, weights: &Weights) -> Result<ModelProt
             cin = c;
         }
     }
+    Ok(x)
+}
+
+/// One convolution of the MobileNetV2 backbone: weights `name.weight`
+/// `[cout, cin / groups, k, k]` (depthwise where `name` ends in `.dw`) and
+/// `name.bias`, TFLite "same" padding on a
+/// `side` × `side` input, then ReLU6 where `relu6`.
+#[allow(clippy::too_many_arguments)]
+fn mobilenet_conv(
+    g: &mut GraphBuilder,
+    weights: &Weights,
+    x: &str,
+    name: &str,
+    shape: [usize; 4],
+    stride: usize,
+    side: usize,
+    relu6: bool,
+) -> Result<String, ExportError> {
+    let w = weights.get(&format!("{name}.weight"), &shape)?;
+    let b = weights.get(&format!("{name}.bias"), &shape[..1])?;
+    let w = g.init_f32(&format!("{name}.weight"), &shape, w);
+    let b = g.init_f32(&format!("{name}.bias"), &shape[..1], b);
+    let k = shape[2];
+    let (before, after) = same_padding(side, k, stride);
+    // Depthwise convolutions (`*.dw`) have one group per channel.
+    let groups = if name.ends_with(".dw") { shape[0] } else { 1 };
+    let (p0, p1, s, k) = (before as i64, after as i64, stride as i64, k as i64);
+    let attrs = vec![
+        Attr::Ints("kernel_shape", vec![k, k]),
+        Attr::Ints("strides", vec![s, s]),
+        Attr::Ints("pads", vec![p0, p0, p1, p1]),
+        Attr::Int("group", groups as i64),
+    ];
+    let y = g.node("Conv", &[x, &w, &b], attrs);
+    if !relu6 {
+        return Ok(y);
+    }
+    let lo = g.init_f32(&format!("{name}.clip_min"), &[], &[0.0]);
+    let hi = g.init_f32(&format!("{name}.clip_max"), &[], &[6.0]);
+    Ok(g.node("Clip", &[&y, &lo, &hi], vec![]))
+}
+
+/// MobileNetV2's stem and first `blocks` inverted-residual blocks
+/// ([`crate::model_config::MOBILENET_V2`]).
+fn mobilenet_backbone(
+    g: &mut GraphBuilder,
+    weights: &Weights,
+    image: String,
+    size: usize,
+    blocks: usize,
+) -> Result<String, ExportError> {
+    let stem = [MOBILENET_V2_STEM, 1, 3, 3];
+    let mut x = mobilenet_conv(g, weights, &image, "enc.mb.stem", stem, 2, size, true)?;
+    let mut side = size.div_ceil(2);
+    for (i, b) in mobilenet_v2_blocks().iter().take(blocks).enumerate() {
+        let p = format!("enc.mb.b{i}");
+        let hid = b.hidden();
+        let mut h = x.clone();
+        if let Some(e) = b.expand {
+            let shape = [e, b.cin, 1, 1];
+            h = mobilenet_conv(g, weights, &h, &format!("{p}.expand"), shape, 1, side, true)?;
+        }
+        let dw = [hid, 1, 3, 3];
+        h = mobilenet_conv(g, weights, &h, &format!("{p}.dw"), dw, b.stride, side, true)?;
+        side = side.div_ceil(b.stride);
+        let proj = [b.cout, hid, 1, 1];
+        h = mobilenet_conv(
+            g,
+            weights,
+            &h,
+            &format!("{p}.project"),
+            proj,
+            1,
+            side,
+            false,
+        )?;
+        x = if b.residual() {
+            g.binary("Add", &h, &x)
+        } else {
+            h
+        };
+    }
+    Ok(x)
+}
+
+pub(crate) fn build(config: &ModelConfig, weights: &Weights) -> Result<ModelProto, ExportError> {
+    let s = config.input_size;
+    let mut g = GraphBuilder::default();
+    let image = g.input_f32("image", &[1, 1, s, s]);
+    let x = match config.encoder {
+        EncoderKind::Plain => plain_backbone(&mut g, config, weights, image)?,
+        EncoderKind::MobileNetV2 { blocks } => {
+            mobilenet_backbone(&mut g, weights, image, s, blocks)?
+        }
+    };
     let (c, n) = (config.grid_channels(), config.grid_cells());
     let flat = g.reshape(&x, &[1, c, n], None);
     let grid = g.node_named(

@@ -25,7 +25,7 @@ use tract_onnx::pb::ModelProto;
 pub use graph::{IR_VERSION, OPSET};
 pub use weights::Weights;
 
-use crate::model_config::{DecoderKind, ModelConfig};
+use crate::model_config::{DecoderKind, EncoderKind, ModelConfig};
 
 /// File names the trainer writes into a checkpoint folder.
 pub const CHECKPOINT_WEIGHTS: &str = "model.safetensors";
@@ -145,9 +145,14 @@ pub fn export(config: &ModelConfig, weights: &Weights) -> Result<Exported, Expor
 }
 
 fn validate(config: &ModelConfig) -> Result<(), ExportError> {
-    let problem = if config.channels.is_empty() {
+    let problem = if let EncoderKind::MobileNetV2 { blocks } = config.encoder {
+        (!(1..=17).contains(&blocks)).then_some("MobileNetV2 keeps 1 to 17 blocks")
+    } else if config.channels.is_empty() {
         Some("no encoder stages")
-    } else if config.input_size == 0 {
+    } else {
+        None
+    };
+    let problem = problem.or(if config.input_size == 0 {
         Some("input_size is 0")
     } else if config.vocab_size == 0 {
         Some("vocab_size is 0")
@@ -155,7 +160,7 @@ fn validate(config: &ModelConfig) -> Result<(), ExportError> {
         Some("a zero layer size")
     } else {
         None
-    };
+    });
     match problem {
         Some(p) => Err(ExportError::InvalidConfig(p.into())),
         None => Ok(()),

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use cxr_edge::model_config::EncoderKind;
 use cxr_edge::preprocess::PreprocessOptions;
 use cxr_edge::text::Vocab;
 use cxr_edge::{DecoderKind, ModelConfig};
@@ -157,6 +158,11 @@ fn max_abs_diff(a: &[f32], b: &Tensor) -> f32 {
 /// The trainer→device contract: the same checkpoint in libtorch and, exported and
 /// compiled to NNEF, in tract gives the same numbers and the same greedy text.
 fn tch_tract_parity(decoder: DecoderKind, conditioned: bool) {
+    let vocab = Vocab::build(REPORTS.iter().copied(), 1);
+    tch_tract_parity_of(tiny_config_with(decoder, vocab.len(), conditioned));
+}
+
+fn tch_tract_parity_of(cfg: ModelConfig) {
     use cxr_edge::bundle::{self, BuildOptions};
     use cxr_edge::runtime::tract::TractRuntime;
     use cxr_edge::runtime::Runtime;
@@ -164,10 +170,16 @@ fn tch_tract_parity(decoder: DecoderKind, conditioned: bool) {
     tch::set_num_threads(1);
     tch::manual_seed(2);
     let vocab = Vocab::build(REPORTS.iter().copied(), 1);
-    let cfg = tiny_config_with(decoder, vocab.len(), conditioned);
     let (_, images) = fixture_images(3, cfg.input_size);
     let vs = nn::VarStore::new(Device::Cpu);
     let model = CxrModel::new(&vs.root(), &cfg, 0.0);
+    if cfg.encoder != EncoderKind::Plain {
+        // Realistic weights: the ImageNet ones.
+        let tflite = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../models/pretrained/mobilenet-v2-imagenet/mobilenet_v2_1.0_224_quant.tflite");
+        let pre = crate::mobilenet::from_tflite(&crate::tflite::read(&tflite).unwrap()).unwrap();
+        assert!(crate::mobilenet::load_into(&vs, "enc.mb.", &pre).unwrap() > 0);
+    }
     // Thresholds that split this random head's scores both ways.
     model.set_thresholds(&[0.3, 0.5, 0.7, 0.4, 0.6, 0.5, 0.45, 0.55, 0.5, 0.5]);
     {
@@ -242,6 +254,21 @@ fn tract_matches_tch_attention() {
 #[test]
 fn tract_matches_tch_merge() {
     tch_tract_parity(DecoderKind::Merge, false);
+}
+
+#[test]
+fn tract_matches_tch_mobilenet_v2_even_and_odd_sides() {
+    // Even sides pad TFLite-style (the extra row at the bottom), odd ones evenly.
+    for size in [32, 29] {
+        let vocab = Vocab::build(REPORTS.iter().copied(), 1);
+        let cfg = ModelConfig {
+            input_size: size,
+            encoder: EncoderKind::MobileNetV2 { blocks: 5 },
+            channels: Vec::new(),
+            ..tiny_config_with(DecoderKind::Attention, vocab.len(), true)
+        };
+        tch_tract_parity_of(cfg);
+    }
 }
 
 #[test]

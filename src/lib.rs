@@ -18,6 +18,7 @@ pub use model_config::{DecoderKind, ModelConfig};
 pub use observation::Observation;
 pub use report::Report;
 pub mod bundle;
+pub mod calibration;
 pub mod corpus;
 pub mod decode;
 pub mod export;

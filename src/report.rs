@@ -36,11 +36,17 @@ pub struct Heatmap {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     pub observation: Observation,
-    /// Probability-like score in `[0, 1]`.
+    /// The findings head's sigmoid score in `[0, 1]` (a model score, not a
+    /// probability).
     pub score: f32,
-    /// Decision threshold from the bundle manifest.
+    /// Decision threshold on `score` from the bundle manifest (or the unit's
+    /// configuration).
     pub threshold: f32,
     pub flagged: bool,
+    /// The calibrated probability of the finding (the bundle's calibration,
+    /// fitted on validation films), where the bundle has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f32>,
 }
 
 /// Wall-clock time spent per stage, milliseconds.

@@ -13,6 +13,7 @@ use std::time::Instant;
 use thiserror::Error;
 
 use crate::bundle::{self, Bundle, BundleError, Manifest, Precision};
+use crate::calibration::Calibration;
 use crate::decode::{self, DecodeError, DecodeOptions, Strategy};
 use crate::impression::SentenceBank;
 use crate::input::{self, InputError, Radiograph, ValidateOptions};
@@ -123,6 +124,7 @@ pub struct Reporter {
     thresholds: [f32; Observation::COUNT],
     /// Scores from which a flagged finding is stated without hedging.
     definite: [Option<f32>; Observation::COUNT],
+    calibration: [Option<Calibration>; Observation::COUNT],
     model_id: String,
     bundle_hash: String,
     view_check: Option<ViewCheck>,
@@ -269,9 +271,11 @@ impl Reporter {
         .with_strategy(strategy);
         let mut thresholds = [DEFAULT_THRESHOLD; Observation::COUNT];
         let mut definite = [None; Observation::COUNT];
+        let mut calibration: [Option<Calibration>; Observation::COUNT] = Default::default();
         for t in &manifest.observations {
             thresholds[t.observation.index()] = t.threshold;
             definite[t.observation.index()] = t.definite;
+            calibration[t.observation.index()] = t.calibration.clone();
         }
         Ok(Reporter {
             runtime,
@@ -281,6 +285,7 @@ impl Reporter {
             decode,
             thresholds,
             definite,
+            calibration,
             model_id: manifest.model_id.clone(),
             bundle_hash,
             view_check: None,
@@ -358,6 +363,7 @@ impl Reporter {
                     score,
                     threshold,
                     flagged: score >= threshold,
+                    probability: self.calibration[o.index()].as_ref().map(|c| c.apply(score)),
                 }
             })
             .collect();

@@ -31,6 +31,7 @@ pub fn sample_report(key: &str) -> Report {
                 score,
                 threshold: 0.5,
                 flagged: score >= 0.5,
+                probability: None,
             }
         })
         .collect();

@@ -32,6 +32,7 @@ fn finding(observation: Observation, score: f32) -> Finding {
         score,
         threshold: 0.5,
         flagged: score >= 0.5,
+        probability: None,
     }
 }
 

@@ -76,10 +76,14 @@ pub struct VocabEntry {
 
 /// An observation and its decision threshold on the sigmoid score, chosen on
 /// validation data.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObservationThreshold {
     pub observation: Observation,
     pub threshold: f32,
+    /// Sigmoid score → probability, fitted on validation films (`cxr-edge
+    /// calibrate --write`); absent: scores are shown as model scores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<crate::calibration::Calibration>,
     /// Score from which a flagged finding is stated without hedging, chosen on
     /// validation films (`cxr-edge consistency --write`); absent: always hedged.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -219,6 +219,7 @@ mod tests {
                     score,
                     threshold: 0.5,
                     flagged: score >= 0.5,
+                    probability: None,
                 }
             })
             .collect()
@@ -320,6 +321,7 @@ mod bank_tests {
             score,
             threshold: 0.5,
             flagged: score >= 0.5,
+            probability: None,
         };
         let findings = vec![
             f(Observation::Cardiomegaly, 0.9),

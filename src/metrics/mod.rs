@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::labeller::Mention;
 use crate::text::{normalize, Preset};
 
-pub use auroc::auroc;
+pub use auroc::{auroc, auroc_intervals, Interval};
 pub use clinical::{
     read_labels_csv, ClinicalScores, FindingMentions, ObservationScore, Prf, ReferenceSource,
     UncertainPolicy,

@@ -47,6 +47,20 @@ pub fn run(a: Args) -> Result<()> {
     let thresholds: serde_json::Map<String, serde_json::Value> =
         read_json(&best.join("thresholds.json"))?;
     let validation: serde_json::Value = read_json(&best.join("validation.json"))?;
+    // From `cxr-train calibrate`, where it ran.
+    let calibration: Option<serde_json::Value> = best
+        .join("calibration.json")
+        .exists()
+        .then(|| read_json(&best.join("calibration.json")))
+        .transpose()?;
+    let calibration_of = |o: &Observation| -> Option<cxr_edge::calibration::Calibration> {
+        let v = calibration
+            .as_ref()?
+            .get("observations")?
+            .get(o.key())?
+            .get("calibration")?;
+        serde_json::from_value(v.clone()).ok()
+    };
     let provenance = std::fs::read_to_string(best.join("provenance.txt")).unwrap_or_default();
     let id =
         a.id.clone()
@@ -63,6 +77,7 @@ pub fn run(a: Args) -> Result<()> {
                 .map(|t| ObservationThreshold {
                     observation: *o,
                     threshold: t as f32,
+                    calibration: calibration_of(o),
                     definite: None,
                 })
         })
@@ -80,6 +95,9 @@ pub fn run(a: Args) -> Result<()> {
         if let Some(o) = v.as_object_mut() {
             o.remove("generated");
         }
+    }
+    if let (Some(c), Some(m)) = (&calibration, metrics.as_object_mut()) {
+        m.insert("operating_point".into(), c["operating_point"].clone());
     }
     opts.metrics = metrics;
     if let Some(p) = &a.parity_image {

@@ -10,6 +10,7 @@ mod augment;
 mod baseline;
 mod cmd_baseline;
 mod cmd_bundle;
+mod cmd_calibrate;
 mod cmd_data;
 mod cmd_eval;
 mod cmd_labeller;
@@ -56,6 +57,8 @@ enum Command {
     Train(cmd_train::Args),
     /// Evaluate a trained run on its validation split, next to the baselines.
     Eval(cmd_eval::Args),
+    /// Choose a run's flag thresholds and calibration on its validation films.
+    Calibrate(cmd_calibrate::Args),
     /// Turn a trained run into a verified device bundle (ONNX, NNEF, manifest).
     Bundle(cmd_bundle::Args),
     /// Learn in-domain word embeddings from the report corpus (PPMI + SVD).
@@ -70,6 +73,7 @@ fn run() -> anyhow::Result<()> {
         Command::Baseline(a) => cmd_baseline::run(a),
         Command::Train(a) => cmd_train::run(a),
         Command::Eval(a) => cmd_eval::run(a),
+        Command::Calibrate(a) => cmd_calibrate::run(a),
         Command::Bundle(a) => cmd_bundle::run(a),
         Command::Embeddings(a) => embeddings::run(a),
     }

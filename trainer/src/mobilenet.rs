@@ -165,84 +165,77 @@ impl MobileNetV2 {
 pub struct Pretrained {
     pub named: Vec<(String, Array)>,
     /// 1×1 convolution 320 → 1280 (ReLU6) and the 1280 → 1001 classifier.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub last: (Array, Vec<f32>),
+    #[cfg_attr(not(test), allow(dead_code))]
     pub classifier: (Array, Vec<f32>),
 }
 
 /// Map the TFLite graph's operators onto MobileNetV2's layout, checking every
 /// shape, stride and activation against [`mobilenet_v2_blocks`].
 pub fn from_tflite(g: &Graph) -> Result<Pretrained> {
-    let mut ops = g.ops.iter().enumerate().peekable();
-    let mut named = Vec::new();
-    take_conv(
-        &mut ops,
-        "stem",
-        [MOBILENET_V2_STEM, 3, 3, 3],
-        2,
-        Act::Relu6,
-        &mut named,
-    )?;
-    let mut adds = 0;
+    ensure!(
+        g.input_shape == [1, 224, 224, 3],
+        "input {:?}, expected [1, 224, 224, 3]",
+        g.input_shape
+    );
+    let mut w = Walker {
+        ops: g.ops.iter().enumerate(),
+        current: g.input,
+        named: Vec::new(),
+    };
+    w.conv("stem", [MOBILENET_V2_STEM, 3, 3, 3], 2, Act::Relu6)?;
     for (b, spec) in mobilenet_v2_blocks().iter().enumerate() {
+        let block_input = w.current;
         let hid = spec.hidden();
         if let Some(e) = spec.expand {
-            take_conv(
-                &mut ops,
-                &format!("b{b}.expand"),
-                [e, spec.cin, 1, 1],
-                1,
-                Act::Relu6,
-                &mut named,
-            )?;
+            w.conv(&format!("b{b}.expand"), [e, spec.cin, 1, 1], 1, Act::Relu6)?;
         }
-        take_conv(
-            &mut ops,
-            &format!("b{b}.dw"),
-            [hid, 1, 3, 3],
-            spec.stride,
-            Act::Relu6,
-            &mut named,
-        )?;
-        take_conv(
-            &mut ops,
+        w.conv(&format!("b{b}.dw"), [hid, 1, 3, 3], spec.stride, Act::Relu6)?;
+        w.conv(
             &format!("b{b}.project"),
             [spec.cout, hid, 1, 1],
             1,
             Act::None,
-            &mut named,
         )?;
         if spec.residual() {
-            match ops.peek() {
-                Some((_, Op::Add { act: Act::None, .. })) => {
-                    ops.next();
-                    adds += 1;
+            match w.ops.next() {
+                Some((
+                    _,
+                    Op::Add {
+                        inputs,
+                        output,
+                        act: Act::None,
+                    },
+                )) if inputs.contains(&block_input) && inputs.contains(&w.current) => {
+                    w.current = *output;
                 }
-                _ => bail!("block {b}: expected its residual ADD"),
+                _ => bail!("block {b}: expected the ADD of its input and its projection"),
             }
         }
     }
-    ensure!(adds == 10, "{adds} residual additions, expected 10");
-    let mut tail = Vec::new();
-    let last = take_conv(
-        &mut ops,
-        "last",
-        [1280, 320, 1, 1],
-        1,
-        Act::Relu6,
-        &mut tail,
-    )?;
-    match ops.next() {
-        Some((_, Op::GlobalPool { .. })) => {}
-        _ => bail!("expected the global pool after the last convolution"),
+    let named = std::mem::take(&mut w.named);
+    let last = w.conv("last", [1280, 320, 1, 1], 1, Act::Relu6)?;
+    match w.ops.next() {
+        Some((_, Op::GlobalPool { input, output })) if *input == w.current => w.current = *output,
+        _ => bail!("expected the global pool of the last convolution"),
     }
-    let classifier = take_conv(
-        &mut ops,
-        "classifier",
-        [1001, 1280, 1, 1],
-        1,
-        Act::None,
-        &mut tail,
-    )?;
+    let classifier = w.conv("classifier", [1001, 1280, 1, 1], 1, Act::None)?;
+    for _ in 0..2 {
+        match w.ops.next() {
+            Some((_, Op::Reshape { input, output } | Op::Softmax { input, output }))
+                if *input == w.current =>
+            {
+                w.current = *output
+            }
+            _ => bail!("expected the classifier's reshape and softmax"),
+        }
+    }
+    ensure!(
+        w.current == g.output,
+        "the graph's output is not the softmax"
+    );
+    ensure!(w.ops.next().is_none(), "operators after the softmax");
     Ok(Pretrained {
         named,
         last,
@@ -250,44 +243,66 @@ pub fn from_tflite(g: &Graph) -> Result<Pretrained> {
     })
 }
 
-type Ops<'a> = std::iter::Peekable<std::iter::Enumerate<std::slice::Iter<'a, Op>>>;
+/// Walks the operator list, checking that each operator reads the previous
+/// one's output.
+struct Walker<'a> {
+    ops: std::iter::Enumerate<std::slice::Iter<'a, Op>>,
+    current: usize,
+    named: Vec<(String, Array)>,
+}
 
-/// The next operator, which must be the convolution `name` of `shape` (torch
-/// layout), `stride` and `act`; its weights are pushed to `named`.
-fn take_conv(
-    ops: &mut Ops,
-    name: &str,
-    shape: [usize; 4],
-    stride: usize,
-    act: Act,
-    named: &mut Vec<(String, Array)>,
-) -> Result<(Array, Vec<f32>)> {
-    let (i, op) = ops
-        .next()
-        .with_context(|| format!("graph ends before {name}"))?;
-    let Op::Conv {
-        weight,
-        bias,
-        stride: s,
-        act: a,
-        same,
-        ..
-    } = op
-    else {
-        bail!("operator {i}: expected the convolution {name}, found another operator");
-    };
-    ensure!(
-        weight.shape == shape && *s == stride && *a == act && *same,
-        "operator {i} ({name}): weight {:?} stride {s} {a:?}, expected {shape:?} stride {stride} {act:?} with same padding",
-        weight.shape
-    );
-    named.push((format!("{name}.weight"), weight.clone()));
-    let b = Array {
-        shape: vec![bias.len()],
-        data: bias.clone(),
-    };
-    named.push((format!("{name}.bias"), b));
-    Ok((weight.clone(), bias.clone()))
+impl Walker<'_> {
+    /// The next operator, which must be the convolution `name` of `shape`
+    /// (torch layout), `stride` and `act`, reading the current tensor; its
+    /// weights are pushed to `named`.
+    fn conv(
+        &mut self,
+        name: &str,
+        shape: [usize; 4],
+        stride: usize,
+        act: Act,
+    ) -> Result<(Array, Vec<f32>)> {
+        let (i, op) = self
+            .ops
+            .next()
+            .with_context(|| format!("graph ends before {name}"))?;
+        let Op::Conv {
+            input,
+            output,
+            weight,
+            bias,
+            stride: s,
+            same,
+            groups,
+            act: a,
+        } = op
+        else {
+            bail!("operator {i}: expected the convolution {name}, found another operator");
+        };
+        let depthwise = name.ends_with(".dw");
+        ensure!(
+            weight.shape == shape
+                && *s == stride
+                && *a == act
+                && *same
+                && *groups == if depthwise { shape[0] } else { 1 },
+            "operator {i} ({name}): weight {:?} stride {s} {a:?} groups {groups}, expected \
+             {shape:?} stride {stride} {act:?} with same padding",
+            weight.shape
+        );
+        ensure!(
+            *input == self.current,
+            "operator {i} ({name}) does not read the previous operator's output"
+        );
+        self.current = *output;
+        self.named.push((format!("{name}.weight"), weight.clone()));
+        let b = Array {
+            shape: vec![bias.len()],
+            data: bias.clone(),
+        };
+        self.named.push((format!("{name}.bias"), b));
+        Ok((weight.clone(), bias.clone()))
+    }
 }
 
 /// Copy `pre` into the encoder's variables under `prefix` (e.g. `enc.mb.`). A stem
@@ -323,6 +338,7 @@ pub fn load_into(vs: &nn::VarStore, prefix: &str, pre: &Pretrained) -> Result<us
 
 /// ImageNet logits `[B, 1001]` of RGB images `[B, 3, 224, 224]` in −1..1, through
 /// `net` (all 17 blocks, three input channels) and the classifier tail of `pre`.
+#[cfg(test)]
 pub fn imagenet_logits(net: &MobileNetV2, pre: &Pretrained, x: &Tensor) -> Tensor {
     let to = |a: &Array| {
         Tensor::from_slice(&a.data).view(

@@ -66,18 +66,6 @@ pub enum Op {
     },
 }
 
-impl Op {
-    pub fn output(&self) -> usize {
-        match self {
-            Op::Conv { output, .. }
-            | Op::Add { output, .. }
-            | Op::GlobalPool { output, .. }
-            | Op::Reshape { output, .. }
-            | Op::Softmax { output, .. } => *output,
-        }
-    }
-}
-
 /// The classifier graph: operators in order, the image input and the output.
 #[derive(Debug, Clone)]
 pub struct Graph {

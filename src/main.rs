@@ -45,6 +45,8 @@ enum Command {
     ViewCheck(cli::view_check::Args),
     /// Measure whether impressions state exactly the flagged findings; choose hedging bands.
     Consistency(cli::consistency::Args),
+    /// Score the findings on the held-out films: AUROC with intervals, calibration, operating point.
+    FindingsEval(cli::findings_eval::Args),
 }
 
 fn run() -> anyhow::Result<()> {
@@ -58,6 +60,7 @@ fn run() -> anyhow::Result<()> {
         Command::Serve(args) => cli::serve::run(args),
         Command::ViewCheck(args) => cli::view_check::run(args),
         Command::Consistency(args) => cli::consistency::run(args),
+        Command::FindingsEval(args) => cli::findings_eval::run(args),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod alloc;
 pub mod bench;
 pub mod bench_model;
 pub mod consistency;
+pub mod findings_eval;
 pub mod info;
 pub mod precision;
 pub mod report;

@@ -202,6 +202,17 @@ fn observation(f: &Finding, subject: Option<&Value>) -> Value {
             "text": "scores at or above this threshold are flagged",
         }],
     });
+    if let Some(p) = f.probability {
+        obs["component"] = json!([{
+            "code": { "text": "calibrated probability (fitted on validation films)" },
+            "valueQuantity": {
+                "value": round4(p),
+                "unit": "probability",
+                "system": "http://unitsofmeasure.org",
+                "code": "1",
+            },
+        }]);
+    }
     if let Some(s) = subject {
         obs["subject"] = s.clone();
     }
@@ -222,10 +233,13 @@ fn narrative(report: &Report) -> String {
     if !flagged.is_empty() {
         div.push_str("<ul>");
         for f in flagged {
+            let number = match f.probability {
+                Some(p) => format!("probability {p:.2}"),
+                None => format!("score {:.2}", f.score),
+            };
             div.push_str(&format!(
-                "<li>{} (score {:.2})</li>",
+                "<li>{} ({number})</li>",
                 escape(f.observation.display_name()),
-                f.score
             ));
         }
         div.push_str("</ul>");

@@ -159,7 +159,7 @@ pub fn page_text(screen: &Screen) -> Vec<std::string::String> {
     }
     let p = plan(screen);
     let mut out = vec![FINDINGS_HEADING.to_string()];
-    let (range, score) = findings_subheading(screen.labels.len(), &p);
+    let (range, score) = findings_subheading(screen.labels.len(), &p, screen.calibrated);
     out.extend(
         [range.to_string(), score.to_string()]
             .into_iter()
@@ -245,7 +245,7 @@ fn page_indicator(p: &Plan) -> String<16> {
 
 /// The findings column's second heading line: which findings this page shows
 /// (when they take several pages) and what the numbers are.
-fn findings_subheading(total: usize, p: &Plan) -> (String<16>, &'static str) {
+fn findings_subheading(total: usize, p: &Plan, calibrated: bool) -> (String<16>, &'static str) {
     let mut range = String::new();
     if let (true, Some((first, shown))) = (p.label_parts > 1, p.labels) {
         let last = first + shown.len();
@@ -256,7 +256,12 @@ fn findings_subheading(total: usize, p: &Plan) -> (String<16>, &'static str) {
     } else if p.labels.is_none() {
         let _ = write!(range, "{total} in all");
     }
-    (range, if total > 0 { "MODEL SCORE" } else { "" })
+    let heading = match (total > 0, calibrated) {
+        (false, _) => "",
+        (true, true) => "PROBABILITY",
+        (true, false) => "MODEL SCORE",
+    };
+    (range, heading)
 }
 
 fn result<D: DrawTarget<Color = Rgb565>>(screen: &Screen, target: &mut D) -> Result<(), D::Error> {
@@ -272,7 +277,7 @@ fn result<D: DrawTarget<Color = Rgb565>>(screen: &Screen, target: &mut D) -> Res
         }
     }
     let p = plan(screen);
-    findings(target, screen.labels.len(), &p)?;
+    findings(target, screen.labels.len(), &p, screen.calibrated)?;
     impression(target, &p)?;
     centred(target, DISCLAIMER, &FONT_6X10, WARN, DISCLAIMER_Y)
 }
@@ -319,6 +324,7 @@ fn findings<D: DrawTarget<Color = Rgb565>>(
     target: &mut D,
     total: usize,
     p: &Plan,
+    calibrated: bool,
 ) -> Result<(), D::Error> {
     let heading = style(&FONT_6X10, MUTED);
     Text::with_baseline(
@@ -328,7 +334,7 @@ fn findings<D: DrawTarget<Color = Rgb565>>(
         Baseline::Top,
     )
     .draw(target)?;
-    let (range, score) = findings_subheading(total, p);
+    let (range, score) = findings_subheading(total, p, calibrated);
     Text::with_baseline(&range, Point::new(LABELS_X, 38), heading, Baseline::Top).draw(target)?;
     right(
         target,

@@ -10,7 +10,9 @@
 //! (see [`crate::sink`]).
 //!
 //! Every result screen says that it is decision support, not a diagnosis, and
-//! labels its numbers as model scores (two decimals, never a percentage). A
+//! labels its numbers as what they are: calibrated probabilities where the
+//! bundle carries a calibration, otherwise model scores (two decimals, never a
+//! percentage). A
 //! result that does not fit one screen has pages, so every flagged finding and
 //! the whole impression can be read; [`page_text`] and [`page_text_mono`] give
 //! the text a page shows, and [`Rotation`] times the page turns of `serve`.
@@ -131,6 +133,9 @@ pub struct Screen {
     pub status: Status,
     /// Page of a result requested; wraps around the page count of the layout.
     pub page: usize,
+    /// The labels' numbers are calibrated probabilities (the bundle carries a
+    /// calibration), not model scores; the screen names them so.
+    pub calibrated: bool,
 }
 
 impl Screen {
@@ -145,6 +150,16 @@ impl Screen {
             thumbnail: None,
             status,
             page: 0,
+            calibrated: false,
+        }
+    }
+
+    /// What the labels' numbers are, as a heading.
+    pub fn score_heading(&self) -> &'static str {
+        if self.calibrated {
+            "probability"
+        } else {
+            "model score"
         }
     }
 
@@ -175,11 +190,13 @@ impl Screen {
         s.study = short_study_id(&report.study);
         s.time = header_time(&report.generated_at);
         s.impression = fit(report.impression.trim());
+        s.calibrated = report.findings.iter().all(|f| f.probability.is_some());
         for f in report.flagged() {
             // At most nine findings exist, so this never drops one.
+            let shown = if s.calibrated { f.probability } else { None };
             let _ = s.labels.push(Label {
                 name: f.observation.display_name(),
-                score: f.score.clamp(0.0, 1.0),
+                score: shown.unwrap_or(f.score).clamp(0.0, 1.0),
                 threshold: f.threshold,
             });
         }

@@ -127,7 +127,11 @@ fn content(screen: &Screen) -> heapless::Vec<Row<'_>, { MAX_LINES + 16 }> {
     let _ = rows.push(Row::Text(if screen.labels.is_empty() {
         "No flagged findings"
     } else {
-        "Flagged: model score"
+        if screen.calibrated {
+            "Flagged: probability"
+        } else {
+            "Flagged: model score"
+        }
     }));
     for l in &screen.labels {
         let _ = rows.push(Row::Finding(l));

@@ -21,8 +21,9 @@ pub const DISCLAIMER: &str = "Decision support only, not a diagnosis";
 /// Said on every result screen of the 128×64 layout (21 columns).
 pub const DISCLAIMER_SHORT: &str = "Not a diagnosis";
 
-/// A finding's model score as shown: two decimals, never a percentage (the
-/// score is the model's output, not a probability that the finding is there).
+/// A finding's number as shown: two decimals, never a percentage that reads
+/// like certainty (a model score, or a calibrated probability where the bundle
+/// has a calibration; the heading above says which).
 pub fn score_text(score: f32) -> String<8> {
     let mut s = String::new();
     let _ = write!(s, "{:.2}", score.clamp(0.0, 1.0));

@@ -43,6 +43,10 @@ pub struct Args {
     /// Keep the stem and the first N MobileNetV2 blocks as loaded.
     #[arg(long, default_value_t = 0)]
     pub freeze_blocks: usize,
+    /// Train the encoder on the findings loss only (the decoder learns to read
+    /// its features without changing them).
+    #[arg(long)]
+    pub detach_text: bool,
     /// Learning rate of the MobileNetV2 backbone, as a fraction of `--lr`.
     #[arg(long, default_value_t = 0.1)]
     pub backbone_lr: f64,
@@ -146,6 +150,7 @@ impl Args {
             pretrained: self.pretrained.clone(),
             freeze_blocks: self.freeze_blocks,
             backbone_lr: self.backbone_lr,
+            detach_text: self.detach_text,
             data: DataOptions {
                 // `--nih ''` selects true IU pairs (no NIH images).
                 nih: self.nih.clone().filter(|p| !p.as_os_str().is_empty()),

@@ -109,6 +109,9 @@ pub struct CxrModel {
     /// not trained; set from validation data before a checkpoint is saved).
     thresholds: Option<Tensor>,
     dropout: f64,
+    /// In training, the text loss does not reach the encoder: the decoder reads a
+    /// detached grid, so only the findings loss shapes the image features.
+    pub detach_text: bool,
 }
 
 impl CxrModel {
@@ -187,6 +190,7 @@ impl CxrModel {
             out,
             thresholds,
             dropout,
+            detach_text: false,
         }
     }
 
@@ -235,6 +239,11 @@ impl CxrModel {
         let grid = x.view([bsz, c, -1]).transpose(1, 2).contiguous();
         let pooled = grid.mean_dim(1, false, Kind::Float);
         let findings = pooled.dropout(self.dropout, mode.train()).apply(&self.head);
+        let (grid, pooled) = if self.detach_text && mode.train() {
+            (grid.detach(), pooled.detach())
+        } else {
+            (grid, pooled)
+        };
         let cond = match &self.thresholds {
             Some(t) => {
                 let f = match flags {

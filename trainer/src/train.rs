@@ -53,6 +53,9 @@ pub struct TrainConfig {
     /// MobileNetV2 blocks (after the stem) kept as loaded.
     #[serde(default)]
     pub freeze_blocks: usize,
+    /// Keep the text loss from reaching the encoder (see `CxrModel::detach_text`).
+    #[serde(default)]
+    pub detach_text: bool,
     /// Backbone learning rate as a fraction of `lr`.
     #[serde(default = "one")]
     pub backbone_lr: f64,
@@ -162,7 +165,8 @@ pub fn train(
         data::image_tensor(&data.val, &cfg.preprocess, cache.as_deref())?.to_device(device);
 
     let mut vs = nn::VarStore::new(device);
-    let model = CxrModel::new(&vs.root(), &model_cfg, cfg.dropout);
+    let mut model = CxrModel::new(&vs.root(), &model_cfg, cfg.dropout);
+    model.detach_text = cfg.detach_text;
     if let (Some(p), false) = (&cfg.init_embeddings, resume) {
         let words: Vec<String> = (0..data.vocab.len() as u32)
             .map(|i| data.vocab.token(i).unwrap_or_default().to_string())

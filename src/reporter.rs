@@ -44,6 +44,10 @@ pub struct ReporterOptions {
     /// Report on films the bundle's view check refuses (like
     /// [`ValidateOptions::force`] for the header checks).
     pub force: bool,
+    /// Per-unit flag thresholds replacing the manifest's, in the units the unit
+    /// shows: calibrated probabilities where the bundle has a calibration,
+    /// otherwise model scores.
+    pub thresholds: std::collections::BTreeMap<Observation, f32>,
 }
 
 /// Greedy by default: it is what the trainer's validation metrics measure
@@ -57,6 +61,7 @@ impl Default for ReporterOptions {
             threads: 1,
             precision: None,
             force: false,
+            thresholds: Default::default(),
         }
     }
 }
@@ -276,6 +281,13 @@ impl Reporter {
             thresholds[t.observation.index()] = t.threshold;
             definite[t.observation.index()] = t.definite;
             calibration[t.observation.index()] = t.calibration.clone();
+        }
+        for (&o, &shown) in &options.thresholds {
+            thresholds[o.index()] = match &calibration[o.index()] {
+                // The smallest score whose probability reaches the threshold.
+                Some(c) => c.inverse(shown).unwrap_or(f32::INFINITY),
+                None => shown,
+            };
         }
         Ok(Reporter {
             runtime,

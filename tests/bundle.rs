@@ -344,6 +344,7 @@ fn build_bundle_with(
         .map(|&observation| ObservationThreshold {
             observation,
             threshold: 0.5,
+            calibration: None,
             definite: None,
         })
         .collect();

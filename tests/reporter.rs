@@ -43,11 +43,13 @@ fn manifest(config: &ModelConfig) -> Manifest {
             ObservationThreshold {
                 observation: Observation::Cardiomegaly,
                 threshold: 0.7,
+                calibration: None,
                 definite: None,
             },
             ObservationThreshold {
                 observation: Observation::Edema,
                 threshold: 0.2,
+                calibration: None,
                 definite: None,
             },
         ],
@@ -83,14 +85,11 @@ fn scripted(v: &Vocab, c: &ModelConfig) -> FakeRuntime {
 }
 
 fn reporter(runtime: FakeRuntime, c: &ModelConfig, options: &ReporterOptions) -> Reporter {
-    Reporter::from_parts(
-        Box::new(runtime),
-        &manifest(c),
-        vocab(),
-        "abc123".into(),
-        options,
-    )
-    .unwrap()
+    reporter_with(runtime, &manifest(c), options)
+}
+
+fn reporter_with(runtime: FakeRuntime, m: &Manifest, options: &ReporterOptions) -> Reporter {
+    Reporter::from_parts(Box::new(runtime), m, vocab(), "abc123".into(), options).unwrap()
 }
 
 fn radiograph(source: &str) -> Radiograph {
@@ -154,6 +153,49 @@ fn report_has_text_findings_heatmap_and_provenance() {
             "{g}"
         );
     }
+}
+
+#[test]
+fn calibrated_bundles_report_probabilities_and_units_override_thresholds() {
+    use cxr_edge::calibration::Calibration;
+    let (v, c) = (vocab(), config(&vocab()));
+    let mut m = manifest(&c);
+    // Cardiomegaly's score 0.88 (logit 2) is worth a probability of σ(0.5·2 − 1) = 0.5.
+    m.observations[0].calibration = Some(Calibration::Platt { a: 0.5, b: -1.0 });
+    let r = reporter_with(scripted(&v, &c), &m, &ReporterOptions::default());
+    let report = r.report(&radiograph("test://cal")).unwrap();
+    let cardio = &report.findings[Observation::Cardiomegaly.index()];
+    assert!(
+        (cardio.probability.unwrap() - 0.5).abs() < 1e-4,
+        "{cardio:?}"
+    );
+    assert!(cardio.flagged, "flags stay on the model score (0.88 ≥ 0.7)");
+    assert_eq!(
+        report.findings[Observation::Edema.index()].probability,
+        None
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(json["findings"][0]["probability"].is_number());
+
+    // A unit asking for probability ≥ 0.6 no longer flags it; 0.4 does.
+    for (shown, flagged) in [(0.6, false), (0.4, true)] {
+        let options = ReporterOptions {
+            thresholds: [(Observation::Cardiomegaly, shown)].into(),
+            ..ReporterOptions::default()
+        };
+        let r = reporter_with(scripted(&v, &c), &m, &options);
+        let report = r.report(&radiograph("test://cal")).unwrap();
+        assert_eq!(report.findings[0].flagged, flagged, "threshold {shown}");
+    }
+    // Without a calibration the unit's threshold is a model score.
+    let options = ReporterOptions {
+        thresholds: [(Observation::Edema, 0.3)].into(),
+        ..ReporterOptions::default()
+    };
+    let r = reporter_with(scripted(&v, &c), &m, &options);
+    let report = r.report(&radiograph("test://cal")).unwrap();
+    let edema = &report.findings[Observation::Edema.index()];
+    assert!(!edema.flagged && edema.threshold == 0.3, "{edema:?}");
 }
 
 #[test]

@@ -113,13 +113,21 @@ fn rate(num: usize, den: usize) -> Option<f64> {
     (den > 0).then(|| num as f64 / den as f64)
 }
 
-fn finding(films: &[&Film], o: Observation, auroc: Option<Interval>, threshold: f32) -> FindingEval {
+fn finding(
+    films: &[&Film],
+    o: Observation,
+    auroc: Option<Interval>,
+    threshold: f32,
+) -> FindingEval {
     let i = o.index();
     let labels: Vec<bool> = films.iter().map(|f| f.labels[i]).collect();
     let scores: Vec<f32> = films.iter().map(|f| f.scores[i]).collect();
     let pos = labels.iter().filter(|&&l| l).count();
     let tp = films.iter().filter(|f| f.labels[i] && f.flagged[i]).count();
-    let tn = films.iter().filter(|f| !f.labels[i] && !f.flagged[i]).count();
+    let tn = films
+        .iter()
+        .filter(|f| !f.labels[i] && !f.flagged[i])
+        .count();
     let flagged = films.iter().filter(|f| f.flagged[i]).count();
     let probs: Option<Vec<f32>> = films.iter().map(|f| f.probabilities[i]).collect();
     let (ece_score, score_bins) = calibration::reliability(&scores, &labels, 10);
@@ -226,7 +234,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn interval(i: &Option<Interval>) -> String {
-    i.map_or("–".into(), |i| format!("{:.3} [{:.3}, {:.3}]", i.value, i.lo, i.hi))
+    i.map_or("–".into(), |i| {
+        format!("{:.3} [{:.3}, {:.3}]", i.value, i.lo, i.hi)
+    })
 }
 
 fn pct(x: Option<f64>) -> String {

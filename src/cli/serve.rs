@@ -39,6 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             threads: config.threads,
             precision: config.precision,
             force: config.force,
+            thresholds: config.thresholds.clone(),
             ..ReporterOptions::default()
         },
     )

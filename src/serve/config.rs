@@ -9,6 +9,10 @@
 //! max_attempts = 3                 # refuse a film after this many crashed attempts
 //! retry_max_ms = 60000             # longest wait between retries of a lasting fault
 //!
+//! [thresholds]                     # optional: this unit's flag thresholds, replacing the
+//! pneumothorax = 0.2               # bundle's; in what the screen shows (calibrated
+//! cardiomegaly = 0.5               # probability, or model score without a calibration)
+//!
 //! [dicom]                          # see crate::scp::ScpConfig
 //! ae_title = "CXR-EDGE"            # called AE title the X-ray unit must use
 //! bind = "192.168.50.1:11112"      # the address on the X-ray unit's link (default 0.0.0.0:11112)
@@ -146,6 +150,10 @@ pub struct ServeConfig {
     /// bundle's manifest names for this CPU.
     #[serde(default)]
     pub precision: Option<crate::bundle::Precision>,
+    /// Flag thresholds of this unit by observation key (e.g. `pneumothorax`),
+    /// replacing the manifest's; each in `[0, 1]`, in the units the screen shows.
+    #[serde(default)]
+    pub thresholds: std::collections::BTreeMap<crate::Observation, f32>,
     /// Free bytes the store keeps in reserve before refusing new instances.
     #[serde(default = "default_min_free")]
     pub min_free_bytes: u64,
@@ -245,6 +253,11 @@ impl ServeConfig {
         if self.max_attempts == 0 {
             return Err("max_attempts must be at least 1".into());
         }
+        for (o, t) in &self.thresholds {
+            if !(0.0..=1.0).contains(t) {
+                return Err(format!("[thresholds] {} = {t}: must be in [0, 1]", o.key()));
+            }
+        }
         if let Some(d) = &self.dicom {
             d.check()?;
         }
@@ -302,6 +315,29 @@ mod tests {
         let e =
             ServeConfig::parse("store = \"/x\"\nprecision = \"int4\"", "unit.toml").unwrap_err();
         assert!(e.to_string().contains("int4"), "{e}");
+    }
+
+    #[test]
+    fn unit_thresholds_are_named_and_checked() {
+        let base = "store = \"/x\"\n[watch]\ndir = \"/d\"\n";
+        let c = ServeConfig::parse(
+            &format!("{base}[thresholds]\npneumothorax = 0.2\n"),
+            "u.toml",
+        )
+        .unwrap();
+        assert_eq!(c.thresholds[&crate::Observation::Pneumothorax], 0.2);
+        let e = ServeConfig::parse(
+            &format!("{base}[thresholds]\npneumothorax = 1.5\n"),
+            "u.toml",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("pneumothorax = 1.5"), "{e}");
+        let e = ServeConfig::parse(
+            &format!("{base}[thresholds]\npneumonitis = 0.5\n"),
+            "u.toml",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("pneumonitis"), "{e}");
     }
 
     #[test]

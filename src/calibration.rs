@@ -179,8 +179,9 @@ pub struct CalibrationChoice {
     /// Log loss per method (`none`, `platt`, `isotonic`), out of fold.
     pub cv_log_loss: Vec<(String, f64)>,
     pub chosen: String,
-    /// Fitted on all the given films; `None` when the raw score won.
-    pub calibration: Option<Calibration>,
+    /// Fitted on all the given films (the identity, Platt a = 1, b = 0, when the
+    /// raw score won: it is then already as calibrated as the data can tell).
+    pub calibration: Calibration,
 }
 
 /// Choose among no calibration, Platt and isotonic by `folds`-fold
@@ -223,7 +224,7 @@ pub fn choose(scores: &[f32], labels: &[bool], folds: usize) -> CalibrationChoic
     CalibrationChoice {
         cv_log_loss: cv,
         chosen: best,
-        calibration: fit.map(|f| f(scores, labels)),
+        calibration: fit.map_or(Calibration::Platt { a: 1.0, b: 0.0 }, |f| f(scores, labels)),
     }
 }
 
@@ -351,7 +352,7 @@ mod tests {
         let (s, l) = synthetic(2000);
         let raw = log_loss(&s, &l);
         let c = choose(&s, &l, 5);
-        let fitted = c.calibration.clone().unwrap();
+        let fitted = c.calibration.clone();
         let cal: Vec<f32> = s.iter().map(|&x| fitted.apply(x)).collect();
         assert!(log_loss(&cal, &l) < raw - 0.02, "{c:?}");
         let (ece_raw, _) = reliability(&s, &l, 10);

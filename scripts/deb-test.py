@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import tomllib
 from pathlib import Path
 
@@ -211,6 +212,7 @@ def install_amd64(deb, tmp):
     out = chroot(root, "cxr-edge", "report", "--json", "--model", config["model"],
                  *[f"/tmp/{s}" for s in SAMPLES], user="cxr:cxr")
     scores = check_reports(out, model)
+    serve_installed_config(root, model)
 
     upgrade_keeps_conffile(root, tmp)
     chroot(root, "dpkg", "--purge", "cxr-edge")
@@ -220,6 +222,41 @@ def install_amd64(deb, tmp):
     check((root / "var/lib/cxr-edge").is_dir(), "purge removed the store /var/lib/cxr-edge")
     print("  purge: config, binary and unit links gone; store and user kept")
     return scores
+
+
+def serve_installed_config(root, model, deadline_s=300):
+    """The unit's command (ExecStart) as the unit's user with the installed
+    config: a film dropped in the watched folder is reported into the store and
+    drawn on the (PNG) screen. deadline_s only bounds a hang; nothing is timed."""
+    config = tomllib.loads((root / CONFFILE.lstrip("/")).read_text())
+    run(["install", "-d", "-m", "0755", root / "run/cxr-edge"])  # systemd's RuntimeDirectory
+    chroot(root, "chown", "cxr:cxr", "/run/cxr-edge")
+    drop = config["watch"]["dir"]
+    shutil.copy(ROOT / "samples" / SAMPLES[0], root / drop.lstrip("/") / SAMPLES[0])
+    chroot(root, "chown", "cxr:cxr", f"{drop}/{SAMPLES[0]}")
+    log = root / "tmp/serve.log"
+    store = root / config["store"].lstrip("/")
+    with open(log, "w") as f:
+        unit = subprocess.Popen(["chroot", "--userspec", "cxr:cxr", root, "env", "-i", "RUST_LOG=info",
+                                 *[f"{k}={v}" for k, v in CLEAN_ENV.items()],
+                                 "/usr/bin/cxr-edge", "serve", "--config", CONFFILE],
+                                stdout=f, stderr=subprocess.STDOUT)
+        try:
+            for _ in range(deadline_s * 2):
+                if list((store / "reported").glob("*.done")) or unit.poll() is not None:
+                    break
+                time.sleep(0.5)
+        finally:
+            unit.terminate()
+            unit.wait(timeout=60)
+    reports = list((store / "outbox").glob("*/report.json"))
+    check(len(reports) == 1, f"serve with {CONFFILE} wrote {len(reports)} reports:\n{log.read_text()}")
+    report = json.loads(reports[0].read_text())
+    check(report["model_id"] == json.loads((model / "manifest.json").read_text())["model_id"],
+          f"served report's model {report['model_id']}")
+    screen = root / config["display"]["path"].lstrip("/")
+    check(screen.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"no PNG screen at {config['display']['path']}")
+    print(f"  serve --config {CONFFILE} as cxr: dropped film reported into {config['store']}, screen drawn")
 
 
 def upgrade_keeps_conffile(root, tmp):

@@ -215,12 +215,15 @@ def install_amd64(deb, tmp):
     serve_installed_config(root, model)
 
     upgrade_keeps_conffile(root, tmp)
+    chroot(root, "dpkg", "--remove", "cxr-edge")
+    check((root / CONFFILE.lstrip("/")).is_file(), f"remove (not purge) took {CONFFILE}")
+    check(not (root / "usr/bin/cxr-edge").exists(), "remove left /usr/bin/cxr-edge")
     chroot(root, "dpkg", "--purge", "cxr-edge")
     check(not (root / "etc/cxr-edge").exists(), "purge left /etc/cxr-edge")
     check(not (root / "usr/bin/cxr-edge").exists(), "purge left /usr/bin/cxr-edge")
     check(not wants.exists() and not wants.is_symlink(), "purge left the unit enabled")
     check((root / "var/lib/cxr-edge").is_dir(), "purge removed the store /var/lib/cxr-edge")
-    print("  purge: config, binary and unit links gone; store and user kept")
+    print("  remove: binary gone, config kept; purge: config and unit links gone; store and user kept")
     return scores
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (Debian packages, Python oracles,
 # libtorch, the aarch64 cross toolchain), then runs formatting, lints and every
-# test: host (device crate + trainer) and the device crate under qemu-aarch64.
+# test: host (device crate + trainer) and the device crate under qemu-aarch64; last,
+# builds the amd64 and arm64 Debian packages and tests them (scripts/deb-test.py).
 # Idempotent; caches live in $CXR_CACHE (default ~/.cache/cxr-edge), outside the clone.
 #
 # The aarch64 build (binary + test binaries, one cargo invocation) starts in the

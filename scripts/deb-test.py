@@ -11,7 +11,9 @@ and the maintainer scripts. Then the installed files run: the amd64 package is
 installed with dpkg into a throwaway Debian root (a minimal bookworm made once by
 mmdebstrap and cached under $CXR_CACHE/deb-base) and `cxr-edge info` and `cxr-edge
 report --json` run there from the installed binary, model and config; the postinst
-runs twice, an upgrade keeps an edited conffile, a purge removes what it should.
+runs twice, `dpkg --verify` finds a changed model file, the unit's command serves
+with the installed config, an upgrade keeps an edited conffile, remove and purge
+remove what they should.
 The arm64 package's binary runs from its unpacked files under qemu-aarch64, and both
 architectures must flag the same findings. Needs root (dpkg in a chroot).
 """
@@ -80,6 +82,8 @@ def control(deb, arch, tmp):
     run(["dpkg-deb", "-e", deb, ctl])
     conffiles = (ctl / "conffiles").read_text().split()
     check(conffiles == [CONFFILE], f"conffiles are {conffiles}, want [{CONFFILE}]")
+    md5 = dict(reversed(line.split(None, 1)) for line in (ctl / "md5sums").read_text().splitlines())
+    check("usr/bin/cxr-edge" in md5 and f"{MODEL.lstrip('/')}/manifest.json" in md5, "md5sums incomplete")
     for script in ["postinst", "postrm", "prerm"]:
         run(["sh", "-n", ctl / script])
     postinst = (ctl / "postinst").read_text()
@@ -201,6 +205,7 @@ def install_amd64(deb, tmp):
           "/var/lib/cxr-edge is not cxr:cxr 0750")
     wants = root / "etc/systemd/system/multi-user.target.wants/cxr-edge.service"
     check(wants.is_symlink(), "the unit is not enabled (no multi-user.target.wants link)")
+    verify_detects_corruption(root)
     before = identities(root)
     chroot(root, "/var/lib/dpkg/info/cxr-edge.postinst", "configure", "0.1.0-1")
     check(identities(root) == before, "a second postinst run changed /etc/passwd or /etc/group")
@@ -225,6 +230,23 @@ def install_amd64(deb, tmp):
     check((root / "var/lib/cxr-edge").is_dir(), "purge removed the store /var/lib/cxr-edge")
     print("  remove: binary gone, config kept; purge: config and unit links gone; store and user kept")
     return scores
+
+
+def verify_detects_corruption(root):
+    """`dpkg --verify` (from the md5sums package-deb.sh adds) passes, then names a
+    model file with one byte changed."""
+    def verify():
+        return subprocess.run(["chroot", root, "dpkg", "--verify", "cxr-edge"],
+                              capture_output=True, text=True).stdout
+    check(verify() == "", f"dpkg --verify on a fresh install:\n{verify()}")
+    victim = root / MODEL.lstrip("/") / "vocab.json"
+    data = victim.read_bytes()
+    victim.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    try:
+        check(f"{MODEL}/vocab.json" in verify(), "dpkg --verify misses a changed model file")
+    finally:
+        victim.write_bytes(data)
+    print("  dpkg --verify: clean install passes, a changed model file is named")
 
 
 def serve_installed_config(root, model, deadline_s=300):

@@ -20,10 +20,11 @@ bin=$1 config=$2 model=${3:-}
 [ "$(id -u)" -eq 0 ] || { echo "run as root (sudo)" >&2; exit 1; }
 [ -f "$bin" ] || { echo "$bin: no such binary" >&2; exit 1; }
 [ -f "$config" ] || { echo "$config: no such config" >&2; exit 1; }
-if dpkg-query -W -f='${Status}' cxr-edge 2>/dev/null | grep -q "install ok installed"; then
-  echo "the cxr-edge package is installed: update it with apt (board/README.md), or remove it first" >&2
-  exit 1
-fi
+case "$(dpkg-query -W -f='${db:Status-Status}' cxr-edge 2>/dev/null || true)" in
+  "" | not-installed | config-files) ;;
+  *) echo "the cxr-edge package is installed: update it with apt (board/README.md), or purge it first" >&2
+     exit 1 ;;
+esac
 case "$(uname -m)" in
   aarch64|arm64) ;;
   *) echo "warning: this machine is $(uname -m); the board binary is built for aarch64" >&2 ;;

@@ -71,7 +71,7 @@ def source_bundle():
 
 
 def lintian(deb):
-    out = run(["lintian", "--pedantic", "--info", "--fail-on", "error,warning,info,pedantic", deb])
+    out = run(["lintian", "--display-info", "--pedantic", "--info", "--fail-on", "error,warning,info,pedantic", deb])
     print(out.strip() or "  lintian: no tags (overrides in board/deb/lintian-overrides)")
 
 

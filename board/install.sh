@@ -1,5 +1,6 @@
 #!/bin/sh
-# Installs cxr-edge as a service on a Raspberry Pi (or any Debian-style aarch64 board).
+# Installs cxr-edge as a service on a Raspberry Pi (or any Debian-style aarch64 board):
+# the manual route, where the Debian package (board/README.md, "5. Install") cannot be used.
 # Idempotent: run it again after an update.
 #
 #   sudo board/install.sh BINARY CONFIG [MODEL_BUNDLE_DIR]
@@ -12,13 +13,18 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 if [ "$#" -lt 2 ]; then
-  sed -n '2,12p' "$0"
+  sed -n '2,13p' "$0"
   exit 2
 fi
 bin=$1 config=$2 model=${3:-}
 [ "$(id -u)" -eq 0 ] || { echo "run as root (sudo)" >&2; exit 1; }
 [ -f "$bin" ] || { echo "$bin: no such binary" >&2; exit 1; }
 [ -f "$config" ] || { echo "$config: no such config" >&2; exit 1; }
+case "$(dpkg-query -W -f='${db:Status-Status}' cxr-edge 2>/dev/null || true)" in
+  "" | not-installed | config-files) ;;
+  *) echo "the cxr-edge package is installed: update it with apt (board/README.md), or purge it first" >&2
+     exit 1 ;;
+esac
 case "$(uname -m)" in
   aarch64|arm64) ;;
   *) echo "warning: this machine is $(uname -m); the board binary is built for aarch64" >&2 ;;
@@ -86,7 +92,10 @@ fi
 # 5. Device permissions and the service.
 install -m 0644 "$here/99-cxr-edge.rules" /etc/udev/rules.d/99-cxr-edge.rules
 udevadm control --reload-rules && udevadm trigger || true
-install -m 0644 "$here/cxr-edge.service" /etc/systemd/system/cxr-edge.service
+# The unit names the package's paths (/usr/bin, /usr/share/doc); this route installs under /usr/local.
+sed -e 's|/usr/bin/cxr-edge|/usr/local/bin/cxr-edge|' -e 's|/usr/share/doc/cxr-edge|/usr/local/share/doc/cxr-edge|' \
+  "$here/cxr-edge.service" > /etc/systemd/system/cxr-edge.service
+chmod 0644 /etc/systemd/system/cxr-edge.service
 systemctl daemon-reload
 systemctl enable cxr-edge.service
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (Debian packages, Python oracles,
 # libtorch, the aarch64 cross toolchain), then runs formatting, lints and every
-# test: host (device crate + trainer) and the device crate under qemu-aarch64.
+# test: host (device crate + trainer) and the device crate under qemu-aarch64; last,
+# builds the amd64 and arm64 Debian packages and tests them (scripts/deb-test.py).
 # Idempotent; caches live in $CXR_CACHE (default ~/.cache/cxr-edge), outside the clone.
 #
 # The aarch64 build (binary + test binaries, one cargo invocation) starts in the
@@ -16,14 +17,18 @@ source scripts/env.sh
 started=$SECONDS
 times=()
 mmss() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
-# step NAME COMMAND...: runs one step and records its wall time.
+# step NAME COMMAND...: runs one step and records its wall time and outcome (a
+# failing step ends the run; the table names it FAILED).
+current=
 step() {
   local name=$1 t=$SECONDS
   shift
   printf '\n==> %s\n' "$name"
+  current=$name current_from=$t
   "$@"
+  current=
   local took=$((SECONDS - t))
-  times+=("$(printf '%-44s %8s' "$name" "$(mmss "$took")")")
+  times+=("$(printf '%-44s %8s  ok' "$name" "$(mmss "$took")")")
   printf '<== %s: %s (run so far %s)\n' "$name" "$(mmss "$took")" "$(mmss $((SECONDS - started)))"
 }
 log=$(mktemp)
@@ -33,6 +38,7 @@ summary() {
   local rc=$?
   # A failed step leaves no aarch64 cargo behind: the build is its own process group.
   [ -n "$aarch64_pid" ] && kill -- -"$aarch64_pid" 2>/dev/null
+  [ -n "$current" ] && times+=("$(printf '%-44s %8s  FAILED' "$current" "$(mmss $((SECONDS - current_from)))")")
   printf '\nstep times (wall, 2 cores in CI):\n'
   printf '  %s\n' "${times[@]}"
   printf '  %-44s %8s\n' "total" "$(mmss $((SECONDS - started)))"
@@ -71,6 +77,17 @@ aarch64_build_wait() {
   return "$rc"
 }
 
+# The Debian packages (board/README.md, "5. Install"): arm64 from the board binary the
+# aarch64 build made, amd64 from the dev binary the x86_64 tests built (packaging the
+# x86-64 board build instead would compile every dependency once more, 9.5 min cold),
+# both checked by scripts/deb-test.py (lintian, contents, install into a throwaway root).
+debian_packages() {
+  local amd64 arm64
+  amd64=$(scripts/package-deb.sh amd64 --no-build --profile dev --fast)
+  arm64=$(scripts/package-deb.sh arm64 --no-build)
+  python3 scripts/deb-test.py --amd64 "$amd64" --arm64 "$arm64"
+}
+
 python_oracles() {
   python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 }
@@ -97,3 +114,5 @@ step "format and lints" lints
 step "tests (x86_64)" bash -c 'set -o pipefail; cargo test --workspace --features cxr-edge/heap-stats,cxr-edge/tls 2>&1 | tee -a "$1"' _ "$log"
 step "aarch64 build: wait" aarch64_build_wait
 step "tests (aarch64, qemu)" bash -c 'set -o pipefail; scripts/setup-aarch64.sh 2>&1 | tee -a "$1"' _ "$log"
+step "cargo-deb (cached)" scripts/package-deb.sh --install-tool
+step "Debian packages: build and test" debian_packages

@@ -92,7 +92,9 @@ pub fn candidates(name: &str) -> Vec<PathBuf> {
 }
 
 /// The bundle to load: `--model`, else `$CXR_MODEL`, else the single bundle (or
-/// the one named `default`) under the first `models/` folder that holds any.
+/// the one named `default`) under the first `models/` folder that holds any,
+/// else the Debian package's `<prefix>/share/cxr-edge/model` beside the
+/// binary's `<prefix>/bin`.
 pub fn resolve_bundle(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(dir) = explicit {
         return Ok(dir.to_path_buf());
@@ -100,7 +102,13 @@ pub fn resolve_bundle(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os(MODEL_ENV).filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(dir));
     }
-    let searched = candidates("models");
+    let mut searched = candidates("models");
+    if let Some(prefix) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent()?.parent().map(Path::to_path_buf))
+    {
+        searched.push(prefix.join("share/cxr-edge/model"));
+    }
     for models in &searched {
         if let Some(dir) = pick_bundle(models)? {
             return Ok(dir);

@@ -59,6 +59,8 @@ enum Command {
     Eval(cmd_eval::Args),
     /// Choose a run's flag thresholds and calibration on its validation films.
     Calibrate(cmd_calibrate::Args),
+    /// Draw the reliability diagram of a `cxr-edge findings-eval` output.
+    PlotReliability(plots::ReliabilityArgs),
     /// Turn a trained run into a verified device bundle (ONNX, NNEF, manifest).
     Bundle(cmd_bundle::Args),
     /// Learn in-domain word embeddings from the report corpus (PPMI + SVD).
@@ -74,6 +76,7 @@ fn run() -> anyhow::Result<()> {
         Command::Train(a) => cmd_train::run(a),
         Command::Eval(a) => cmd_eval::run(a),
         Command::Calibrate(a) => cmd_calibrate::run(a),
+        Command::PlotReliability(a) => plots::reliability(a),
         Command::Bundle(a) => cmd_bundle::run(a),
         Command::Embeddings(a) => embeddings::run(a),
     }

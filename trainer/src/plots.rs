@@ -107,3 +107,81 @@ fn plot(path: &Path, series: &[(&str, &[(f64, f64)])]) -> Result<()> {
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }
+
+/// `cxr-train plot-reliability`: the reliability diagram of a `cxr-edge
+/// findings-eval` output (the test half, pooled over the nine findings):
+/// observed rate against mean calibrated probability per bin, with the diagonal.
+#[derive(clap::Args)]
+pub struct ReliabilityArgs {
+    /// JSON written by `cxr-edge findings-eval --eval-out`.
+    pub eval: std::path::PathBuf,
+    /// PNG to write.
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+    /// Which half: `test` or `validation`.
+    #[arg(long, default_value = "test")]
+    pub group: String,
+}
+
+pub fn reliability(a: ReliabilityArgs) -> Result<()> {
+    let doc: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&a.eval).map_err(|e| anyhow!("{}: {e}", a.eval.display()))?,
+    )?;
+    let group = doc["groups"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["group"] == a.group.as_str()))
+        .ok_or_else(|| anyhow!("{}: no `{}` group", a.eval.display(), a.group))?;
+    let points: Vec<(f64, f64, u64)> = group["pooled_reliability"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| {
+            Some((
+                b["mean_probability"].as_f64()?,
+                b["observed_rate"].as_f64()?,
+                b["films"].as_u64()?,
+            ))
+        })
+        .collect();
+    register_font()?;
+    let path = &a.out;
+    let err = |e: &dyn std::fmt::Display| anyhow!("{}: {e}", path.display());
+    let root = BitMapBackend::new(path, (480, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let title = format!(
+        "{} ({} films × 9 findings): calibrated probability",
+        a.group,
+        group["films"].as_u64().unwrap_or(0)
+    );
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(45)
+        .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("mean predicted probability in bin")
+        .y_desc("observed rate")
+        .draw()
+        .map_err(|e| err(&e))?;
+    chart
+        .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.4)))
+        .map_err(|e| err(&e))?;
+    let blue = Palette99::pick(0).to_rgba();
+    chart
+        .draw_series(LineSeries::new(
+            points.iter().map(|p| (p.0, p.1)),
+            blue.stroke_width(2),
+        ))
+        .map_err(|e| err(&e))?;
+    chart
+        .draw_series(points.iter().map(|p| {
+            let r = 3.0 + (p.2 as f64).sqrt() / 3.0;
+            Circle::new((p.0, p.1), r as i32, blue.filled())
+        }))
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}

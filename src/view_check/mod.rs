@@ -45,7 +45,7 @@ pub const FEATURE: &str = "grid_quadrants_sqrt";
 /// The check's features of one encoded film: the `[N, C]` grid (`N = side²`
 /// cells, row-major) averaged over its top-left, top-right, bottom-left and
 /// bottom-right quadrants (`4 × C` values, an odd middle row or column going
-/// to the bottom or right), each value square-rooted.
+/// to the bottom or right), each value square-rooted (keeping its sign).
 pub fn features(encoded: &EncoderOutput, side: usize) -> Vec<f32> {
     let cells = side * side;
     if cells == 0 || !encoded.grid.len().is_multiple_of(cells) {
@@ -64,7 +64,12 @@ pub fn features(encoded: &EncoderOutput, side: usize) -> Vec<f32> {
     }
     for (q, chunk) in sums.chunks_exact_mut(c).enumerate() {
         let k = counts[q].max(1) as f32;
-        chunk.iter_mut().for_each(|s| *s = (*s / k).max(0.0).sqrt());
+        // Signed root: the same as the root for ReLU features, and keeps the
+        // sign of a linear projection's (MobileNetV2's last block).
+        chunk.iter_mut().for_each(|s| {
+            let m = *s / k;
+            *s = m.signum() * m.abs().sqrt();
+        });
     }
     sums
 }
@@ -231,7 +236,7 @@ mod tests {
     #[test]
     fn features_average_each_quadrant_and_take_the_root() {
         // A 4 × 4 grid of 2 channels: channel 0 holds the quadrant's number
-        // squared, channel 1 the cell index (negative values clamp to 0).
+        // squared, channel 1 the cell index (one cell negative).
         let side = 4;
         let mut grid = Vec::new();
         for n in 0..side * side {
@@ -250,6 +255,12 @@ mod tests {
         }
         // Top-left cells 0, 1, 4, 5 → (0 + 1 + 4 + 5) / 4 with cell 0 at -4: (−4+1+4+5)/4 = 1.5.
         assert!((f[1] - 1.5f32.sqrt()).abs() < 1e-6, "{f:?}");
+        // A negative mean keeps its sign.
+        let negative = EncoderOutput {
+            grid: vec![-4.0, 9.0, 0.0, -1.0],
+            ..EncoderOutput::default()
+        };
+        assert_eq!(features(&negative, 2), vec![-2.0, 3.0, 0.0, -1.0]);
         // A grid that is not side² cells gives no features (and the reporter an error).
         let odd = EncoderOutput {
             grid: vec![0.0; 15],

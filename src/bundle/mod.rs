@@ -306,7 +306,21 @@ impl Bundle {
         }
         let _ = writeln!(s, "thresholds");
         for o in &m.observations {
-            let _ = writeln!(s, "  {:<18} {:.3}", o.observation.key(), o.threshold);
+            let calibration = match &o.calibration {
+                Some(crate::calibration::Calibration::Platt { a, b }) => {
+                    format!("  calibrated (Platt a {a:.3}, b {b:.3})")
+                }
+                Some(crate::calibration::Calibration::Isotonic { x, .. }) => {
+                    format!("  calibrated (isotonic, {} points)", x.len())
+                }
+                None => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "  {:<18} {:.3}{calibration}",
+                o.observation.key(),
+                o.threshold
+            );
         }
         let _ = writeln!(s, "provenance  {}", m.provenance);
         let _ = writeln!(s, "metrics     {}", m.metrics);

@@ -99,6 +99,26 @@ mod tests {
         let e = read_labels(dir.path()).unwrap_err().to_string();
         assert!(e.contains("labels.csv") && e.contains("no column"), "{e}");
     }
+
+    /// The committed split file (`cxr-train data nih-split`) is what the code
+    /// computes: a change to the rule would silently move test films into training.
+    #[test]
+    fn the_committed_split_matches_the_rule() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/nih-split.csv");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut counts = [0usize; 3];
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            let want = match Holdout::of_patient(f[1], HELD_OUT_PERCENT) {
+                Holdout::Train => "train",
+                Holdout::Validation => "validation",
+                Holdout::Test => "test",
+            };
+            assert_eq!(f[2], want, "{line}");
+            counts[["train", "validation", "test"].iter().position(|s| *s == want).unwrap()] += 1;
+        }
+        assert_eq!(counts, [962, 185, 194]);
+    }
 }
 
 /// Percentage of NIH patients the trainer holds out (half validation, half test):

@@ -23,6 +23,16 @@ pub enum DataCommand {
         #[arg(long)]
         show_skipped: bool,
     },
+    /// Write the NIH patient-level split (train / validation / test) as CSV:
+    /// `image_file,patient_id,split`, one row per film of `labels.csv`.
+    NihSplit {
+        /// NIH layout (`labels.csv` + images).
+        nih: PathBuf,
+        #[arg(long, default_value_t = cxr_edge::nih::HELD_OUT_PERCENT)]
+        val_percent: u8,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Write the train/validation split by study (uid lists, JSON).
     Split {
         path: PathBuf,
@@ -35,6 +45,24 @@ pub enum DataCommand {
 
 pub fn run(c: DataCommand) -> anyhow::Result<()> {
     match c {
+        DataCommand::NihSplit {
+            nih,
+            val_percent,
+            out,
+        } => {
+            let mut csv = String::from("image_file,patient_id,split\n");
+            let mut counts = std::collections::BTreeMap::new();
+            for i in cxr_edge::nih::read_labels(&nih)? {
+                let split = cxr_edge::nih::Holdout::of_patient(&i.patient, val_percent);
+                *counts.entry(split).or_insert(0usize) += 1;
+                let file = i.path.strip_prefix(&nih).unwrap_or(&i.path);
+                let name = format!("{split:?}").to_lowercase();
+                csv.push_str(&format!("{},{},{name}\n", file.display(), i.patient));
+            }
+            std::fs::write(&out, csv).with_context(|| format!("writing {}", out.display()))?;
+            println!("{counts:?} → {}", out.display());
+            Ok(())
+        }
         DataCommand::Stats {
             path,
             top,

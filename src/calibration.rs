@@ -276,6 +276,9 @@ pub enum OperatingPoint {
     /// The highest threshold keeping validation sensitivity at or above the
     /// target (a screening point: few missed findings, more flags).
     Sensitivity(f32),
+    /// The lowest threshold keeping validation specificity at or above the
+    /// target (few false flags on normal films, findings missed more often).
+    Specificity(f32),
     /// Youden's J (sensitivity + specificity − 1) at its largest.
     Youden,
 }
@@ -284,6 +287,7 @@ impl std::fmt::Display for OperatingPoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             OperatingPoint::Sensitivity(s) => write!(f, "sensitivity ≥ {s:.2} on validation"),
+            OperatingPoint::Specificity(s) => write!(f, "specificity ≥ {s:.2} on validation"),
             OperatingPoint::Youden => write!(f, "largest Youden's J on validation"),
         }
     }
@@ -316,6 +320,15 @@ pub fn choose_threshold(scores: &[f32], labels: &[bool], point: OperatingPoint) 
             OperatingPoint::Sensitivity(target) => {
                 if sens >= f64::from(target) {
                     return Some(s);
+                }
+            }
+            OperatingPoint::Specificity(target) => {
+                // Scores fall as the cut moves down: keep the last cut that
+                // still meets the target.
+                if spec >= f64::from(target) {
+                    best = Some((spec, s));
+                } else {
+                    break;
                 }
             }
             OperatingPoint::Youden => {
@@ -377,6 +390,17 @@ mod tests {
         let caught = s.iter().zip(&l).filter(|(&x, &y)| y && x >= above).count() as f64;
         assert!(caught / pos < 0.8);
         assert!(choose_threshold(&s, &l, OperatingPoint::Youden).is_some());
+        let t = choose_threshold(&s, &l, OperatingPoint::Specificity(0.9)).unwrap();
+        let neg = l.iter().filter(|&&x| !x).count() as f64;
+        let cleared = s.iter().zip(&l).filter(|(&x, &y)| !y && x < t).count() as f64;
+        assert!(cleared / neg >= 0.9);
+        let below = s
+            .iter()
+            .copied()
+            .filter(|&x| x < t)
+            .fold(f32::MIN, f32::max);
+        let cleared = s.iter().zip(&l).filter(|(&x, &y)| !y && x < below).count() as f64;
+        assert!(cleared / neg < 0.9, "the next lower cut misses the target");
         assert_eq!(
             choose_threshold(&s, &vec![false; s.len()], OperatingPoint::Youden),
             None

@@ -115,7 +115,10 @@ mod tests {
                 Holdout::Test => "test",
             };
             assert_eq!(f[2], want, "{line}");
-            counts[["train", "validation", "test"].iter().position(|s| *s == want).unwrap()] += 1;
+            counts[["train", "validation", "test"]
+                .iter()
+                .position(|s| *s == want)
+                .unwrap()] += 1;
         }
         assert_eq!(counts, [962, 185, 194]);
     }

@@ -20,9 +20,10 @@ use crate::train::TrainConfig;
 pub struct Args {
     /// Run folder written by `cxr-train train` (its `best/` checkpoint is updated).
     pub run: PathBuf,
-    /// Where findings are flagged: `youden`, or `sensitivity:0.8` (the highest
-    /// threshold keeping validation sensitivity at or above 0.8).
-    #[arg(long, default_value = "youden", value_parser = parse_point)]
+    /// Where findings are flagged: `specificity:0.85` (the lowest threshold
+    /// keeping validation specificity at or above 0.85), `sensitivity:0.8` (the
+    /// highest keeping sensitivity at or above 0.8) or `youden`.
+    #[arg(long, default_value = "specificity:0.85", value_parser = parse_point)]
     pub operating_point: OperatingPoint,
     /// Folds of the cross-validation that chooses each calibration method.
     #[arg(long, default_value_t = 5)]
@@ -34,13 +35,21 @@ pub struct Args {
 fn parse_point(s: &str) -> Result<OperatingPoint, String> {
     match s.split_once(':') {
         None if s == "youden" => Ok(OperatingPoint::Youden),
-        Some(("sensitivity", v)) => v
-            .parse::<f32>()
-            .ok()
-            .filter(|v| (0.0..=1.0).contains(v))
-            .map(OperatingPoint::Sensitivity)
-            .ok_or_else(|| format!("`{v}` is not a sensitivity in [0, 1]")),
-        _ => Err(format!("`{s}`: expected `youden` or `sensitivity:<0..1>`")),
+        Some((kind @ ("sensitivity" | "specificity"), v)) => {
+            let v = v
+                .parse::<f32>()
+                .ok()
+                .filter(|v| (0.0..=1.0).contains(v))
+                .ok_or_else(|| format!("`{v}` is not a {kind} in [0, 1]"))?;
+            Ok(if kind == "sensitivity" {
+                OperatingPoint::Sensitivity(v)
+            } else {
+                OperatingPoint::Specificity(v)
+            })
+        }
+        _ => Err(format!(
+            "`{s}`: expected `youden`, `sensitivity:<0..1>` or `specificity:<0..1>`"
+        )),
     }
 }
 

@@ -127,6 +127,12 @@ fn screens() -> Vec<(&'static str, Screen)> {
         ],
         Some(heatmap(9.0, 10.5)),
     );
+    // A bundle with a calibration: every finding carries a probability, and the
+    // screen names the numbers so.
+    let mut calibrated = several.clone();
+    for f in &mut calibrated.findings {
+        f.probability = Some(f.score * 0.6);
+    }
     let long_findings = vec![
         finding(Observation::Cardiomegaly, 0.93),
         finding(Observation::PleuralEffusion, 0.81),
@@ -149,6 +155,10 @@ fn screens() -> Vec<(&'static str, Screen)> {
         (
             "several_findings",
             Screen::result(&several, Some(&img), status()),
+        ),
+        (
+            "calibrated_probabilities",
+            Screen::result(&calibrated, Some(&img), status()),
         ),
         ("long_page1", Screen::result(&long, Some(&img), status())),
         (

@@ -21,6 +21,7 @@ pub mod bundle;
 pub mod corpus;
 pub mod decode;
 pub mod export;
+pub mod forward;
 pub mod impression;
 pub mod input;
 pub mod labeller;

@@ -236,8 +236,20 @@ fn fifty_studies_reach_orthanc_and_storescp_exactly_once() {
     let config = unit_toml(
         tmp.path(),
         &[
-            Peer { name: "pacs", ae: "ORTHANC", port: dicom, image: true, screen: false },
-            Peer { name: "second", ae: "STORESCP", port: scp_port, image: false, screen: false },
+            Peer {
+                name: "pacs",
+                ae: "ORTHANC",
+                port: dicom,
+                image: true,
+                screen: false,
+            },
+            Peer {
+                name: "second",
+                ae: "STORESCP",
+                port: scp_port,
+                image: false,
+                screen: false,
+            },
         ],
     );
     let started = Instant::now();
@@ -251,7 +263,9 @@ fn fifty_studies_reach_orthanc_and_storescp_exactly_once() {
     assert_eq!(storescp.files(), 50, "one SR per study");
     assert_eq!(server.outbox(), Outbox::Synced);
     let forwarder = server.forwarder().unwrap();
-    wait_for("the counts", || forwarder.stats().iter().all(|s| s.delivered == 50));
+    wait_for("the counts", || {
+        forwarder.stats().iter().all(|s| s.delivered == 50)
+    });
     println!(
         "MEASURE 50 studies reported in {reported:?}, all delivered to 2 peers after {drained:?}"
     );
@@ -266,26 +280,43 @@ fn studies_that_arrive_while_orthanc_is_down_arrive_once_it_is_up() {
     let tmp = tempfile::tempdir().unwrap();
     let config = unit_toml(
         tmp.path(),
-        &[Peer { name: "pacs", ae: "ORTHANC", port: dicom, image: false, screen: true }],
+        &[Peer {
+            name: "pacs",
+            ae: "ORTHANC",
+            port: dicom,
+            image: false,
+            screen: true,
+        }],
     );
     let server = unit_with_studies(&config, 100, 10, None);
     let forwarder = server.forwarder().unwrap();
-    wait_for("three failed tries", || forwarder.stats()[0].failed_tries >= 3);
-    assert_eq!(server.outbox(), Outbox::Pending(10), "down is pending, not failing");
+    wait_for("three failed tries", || {
+        forwarder.stats()[0].failed_tries >= 3
+    });
+    assert_eq!(
+        server.outbox(),
+        Outbox::Pending(10),
+        "down is pending, not failing"
+    );
     let status = forward_status(&tmp.path().join("store")).unwrap();
     assert_eq!(status[0].waiting.len(), 10);
     let error = status[0].last_error.clone().unwrap_or_default();
     assert!(error.contains(&format!("127.0.0.1:{dicom}")), "{error}");
 
     let orthanc = Orthanc::start(dicom, http, None);
-    wait_for("the queue to drain", || server.store().waiting_studies() == 0);
+    wait_for("the queue to drain", || {
+        server.store().waiting_studies() == 0
+    });
     // Each study: the SR and the screen capture, each in a series of its own.
     assert_eq!(orthanc.counts(), (10, 20, 20), "{}", orthanc.log());
     // The UIDs the unit fixed when it wrote the SR and the capture.
     let mut expected: Vec<String> = (100..110)
         .flat_map(|i| {
             let report = crate::output::sample_report(&SynthCr::new(i, 256, 256).sop_instance_uid);
-            [cxr_edge::output::report_uid(&report), cxr_edge::output::sc::sc_uid(&report)]
+            [
+                cxr_edge::output::report_uid(&report),
+                cxr_edge::output::sc::sc_uid(&report),
+            ]
         })
         .collect();
     let instances = orthanc.try_get("/instances?expand").unwrap();
@@ -293,14 +324,22 @@ fn studies_that_arrive_while_orthanc_is_down_arrive_once_it_is_up() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| i["MainDicomTags"]["SOPInstanceUID"].as_str().unwrap().to_string())
+        .map(|i| {
+            i["MainDicomTags"]["SOPInstanceUID"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     expected.sort();
     stored.sort();
     assert_eq!(stored, expected);
     wait_for("the counts", || forwarder.stats()[0].delivered == 10);
     let stats = &forwarder.stats()[0];
-    println!("MEASURE down/up: {} failed tries before Orthanc came up", stats.failed_tries);
+    println!(
+        "MEASURE down/up: {} failed tries before Orthanc came up",
+        stats.failed_tries
+    );
     let status = forward_status(&tmp.path().join("store")).unwrap();
     assert_eq!(status[0].last_error, None, "cleared once delivering again");
     assert_eq!(server.outbox(), Outbox::Synced);
@@ -313,7 +352,13 @@ fn a_study_orthanc_refuses_is_parked_and_the_others_delivered() {
     let tmp = tempfile::tempdir().unwrap();
     let config = unit_toml(
         tmp.path(),
-        &[Peer { name: "pacs", ae: "ORTHANC", port: dicom, image: false, screen: false }],
+        &[Peer {
+            name: "pacs",
+            ae: "ORTHANC",
+            port: dicom,
+            image: false,
+            screen: false,
+        }],
     );
     let server = unit_with_studies(&config, 200, 6, Some("REFUSE-ME"));
     let summary = || server.store().forward_summary()[0].clone();
@@ -325,7 +370,10 @@ fn a_study_orthanc_refuses_is_parked_and_the_others_delivered() {
     let status = forward_status(&tmp.path().join("store")).unwrap();
     let (key, reason) = &status[0].parked[0];
     assert_eq!(key, &SynthCr::new(200, 256, 256).sop_instance_uid);
-    assert!(reason.contains("refused 3 times") && reason.contains("0xA700"), "{reason}");
+    assert!(
+        reason.contains("refused 3 times") && reason.contains("0xA700"),
+        "{reason}"
+    );
     assert_eq!(server.outbox(), Outbox::Failing(1));
     let output = crate::util::own_binary(env!("CARGO_BIN_EXE_cxr-edge"))
         .args(["status", "--config"])
@@ -334,8 +382,16 @@ fn a_study_orthanc_refuses_is_parked_and_the_others_delivered() {
         .unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{output:?}");
-    assert!(text.contains(&format!("pacs (ORTHANC@127.0.0.1:{dicom}): 0 waiting, 1 parked")), "{text}");
-    assert!(text.contains(&format!("parked {key}: refused 3 times")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "pacs (ORTHANC@127.0.0.1:{dicom}): 0 waiting, 1 parked"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("parked {key}: refused 3 times")),
+        "{text}"
+    );
 }
 
 /// A `cxr-edge serve` child process; killed (SIGKILL) when dropped.
@@ -368,13 +424,22 @@ fn kill_9_during_delivery_loses_nothing_and_duplicates_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let config = unit_toml(
         tmp.path(),
-        &[Peer { name: "pacs", ae: "ORTHANC", port: dicom, image: true, screen: false }],
+        &[Peer {
+            name: "pacs",
+            ae: "ORTHANC",
+            port: dicom,
+            image: true,
+            screen: false,
+        }],
     );
     {
-        let store = Store::open(tmp.path().join("store"), StoreOptions { min_free_bytes: 0 }).unwrap();
+        let store =
+            Store::open(tmp.path().join("store"), StoreOptions { min_free_bytes: 0 }).unwrap();
         for i in 300..340 {
             let cr = SynthCr::new(i, 256, 256);
-            store.accept(&cr.sop_instance_uid, &cr.to_bytes(), "dcm").unwrap();
+            store
+                .accept(&cr.sop_instance_uid, &cr.to_bytes(), "dcm")
+                .unwrap();
         }
     }
     for kill_at in [5, 40] {
@@ -392,7 +457,9 @@ fn kill_9_during_delivery_loses_nothing_and_duplicates_nothing() {
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    wait_for("the queue to be empty", || status().contains(": 0 waiting, 0 parked"));
+    wait_for("the queue to be empty", || {
+        status().contains(": 0 waiting, 0 parked")
+    });
     assert_eq!(orthanc.counts(), (40, 80, 80), "{}", orthanc.log());
 }
 
@@ -425,11 +492,17 @@ fn queued_studies_survive_a_reopen_and_retention_keeps_them() {
     assert_eq!(store.waiting("b", 10), [keys[1].clone(), keys[2].clone()]);
     std::thread::sleep(Duration::from_millis(5));
     assert_eq!(store.prune(std::time::SystemTime::now()).unwrap(), 1);
-    assert!(store.instance_path(&keys[0]).is_none(), "delivered everywhere: pruned");
+    assert!(
+        store.instance_path(&keys[0]).is_none(),
+        "delivered everywhere: pruned"
+    );
     assert!(store.instance_path(&keys[1]).is_some(), "parked by a: kept");
     assert!(store.instance_path(&keys[2]).is_some(), "waiting: kept");
     let status = forward_status(tmp.path()).unwrap();
-    assert_eq!(status[0].parked, [(keys[1].clone(), "refused: status 0xA900".into())]);
+    assert_eq!(
+        status[0].parked,
+        [(keys[1].clone(), "refused: status 0xA900".into())]
+    );
     assert_eq!(status[1].waiting, [keys[1].clone(), keys[2].clone()]);
     let e = store.enqueue("1.2.3.9", &["a".into()]).unwrap_err();
     assert!(e.to_string().contains("not in the store"), "{e}");

@@ -51,10 +51,16 @@ pub fn render(store: &std::path::Path, peers: &[ForwardConfig], queues: &[DestSt
     }
     let empty = DestStatus::default();
     for peer in peers {
-        let q = queues.iter().find(|q| q.dest == peer.name).unwrap_or(&empty);
+        let q = queues
+            .iter()
+            .find(|q| q.dest == peer.name)
+            .unwrap_or(&empty);
         block(&mut out, &format!("{} ({})", peer.name, peer.address()), q);
     }
-    for q in queues.iter().filter(|q| !peers.iter().any(|p| p.name == q.dest)) {
+    for q in queues
+        .iter()
+        .filter(|q| !peers.iter().any(|p| p.name == q.dest))
+    {
         let label = match peers.is_empty() {
             true => q.dest.clone(),
             false => format!("{} (not configured: its queue is not being sent)", q.dest),

@@ -97,8 +97,89 @@ pub fn check_all(dests: &[ForwardConfig]) -> Result<(), String> {
     for (i, d) in dests.iter().enumerate() {
         d.check()?;
         if dests[..i].iter().any(|e| e.name == d.name) {
-            return Err(format!("forward {:?}: two destinations with this name", d.name));
+            return Err(format!(
+                "forward {:?}: two destinations with this name",
+                d.name
+            ));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::serve::ServeConfig;
+
+    const BASE: &str = "store = \"/x\"\n[watch]\ndir = \"/d\"\n";
+
+    fn parse(tables: &str) -> Result<ServeConfig, String> {
+        ServeConfig::parse(&format!("{BASE}{tables}"), "unit.toml").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_destination_needs_only_name_title_host_and_port() {
+        let c = parse(
+            "[[forward]]\nname = \"pacs\"\nae_title = \"PACS\"\nhost = \"10.0.0.5\"\nport = 104\n",
+        )
+        .unwrap();
+        let f = &c.forward[0];
+        assert_eq!(f.address(), "PACS@10.0.0.5:104");
+        assert_eq!(f.calling_ae_title, "CXR-EDGE");
+        assert!(!f.send_image && !f.send_screen);
+        assert_eq!(
+            (f.timeout_s, f.retry_first_ms, f.retry_max_ms, f.park_after),
+            (30, 5_000, 300_000, 10)
+        );
+        assert!(
+            parse("").unwrap().forward.is_empty(),
+            "no table: no forwarding"
+        );
+    }
+
+    #[test]
+    fn bad_destinations_are_named() {
+        let ok = "name = \"pacs\"\nae_title = \"PACS\"\nhost = \"h\"\nport = 104\n";
+        for (bad, named) in [
+            (
+                "name = \"../up\"\nae_title = \"PACS\"\nhost = \"h\"\nport = 104\n",
+                "forward.name",
+            ),
+            (
+                "name = \"p\"\nae_title = \"A-TITLE-FAR-TOO-LONG\"\nhost = \"h\"\nport = 104\n",
+                "ae_title",
+            ),
+            (
+                "name = \"p\"\nae_title = \"PACS\"\nhost = \" \"\nport = 104\n",
+                "host",
+            ),
+            (
+                "name = \"p\"\nae_title = \"PACS\"\nhost = \"h\"\nport = 0\n",
+                "port",
+            ),
+            (
+                "name = \"p\"\nae_title = \"PACS\"\nhost = \"h\"\nport = 70000\n",
+                "port",
+            ),
+            (&format!("{ok}timeout_s = 0\n"), "timeout_s"),
+            (
+                &format!("{ok}retry_first_ms = 10\nretry_max_ms = 5\n"),
+                "retry_max_ms",
+            ),
+            (&format!("{ok}park_after = 0\n"), "park_after"),
+            (
+                &format!("{ok}calling_ae_title = \"\"\n"),
+                "calling_ae_title",
+            ),
+            (&format!("{ok}send_sr = true\n"), "send_sr"),
+            ("name = \"p\"\nhost = \"h\"\nport = 104\n", "ae_title"),
+        ] {
+            let e = parse(&format!("[[forward]]\n{bad}")).unwrap_err();
+            assert!(
+                e.starts_with("unit.toml:") && e.contains(named),
+                "{bad}: {e}"
+            );
+        }
+        let e = parse(&format!("[[forward]]\n{ok}[[forward]]\n{ok}")).unwrap_err();
+        assert!(e.contains("two destinations"), "{e}");
+    }
 }

@@ -85,7 +85,8 @@ impl Destination {
 
     /// How long until the next try may start (zero: now).
     pub fn until_due(&self, now: Instant) -> Duration {
-        self.due.map_or(Duration::ZERO, |d| d.saturating_duration_since(now))
+        self.due
+            .map_or(Duration::ZERO, |d| d.saturating_duration_since(now))
     }
 
     /// One pass: deliver a batch if one is ready and the backoff allows.
@@ -98,8 +99,10 @@ impl Destination {
         if keys.is_empty() {
             return false;
         }
-        let objects: Vec<(String, Vec<Object>)> =
-            keys.iter().map(|k| (k.clone(), self.objects(store, k))).collect();
+        let objects: Vec<(String, Vec<Object>)> = keys
+            .iter()
+            .map(|k| (k.clone(), self.objects(store, k)))
+            .collect();
         let all: Vec<Object> = objects.iter().flat_map(|(_, o)| o.clone()).collect();
         let (mut link, headers) = match scu::connect(&self.config, &all) {
             Ok(l) => l,
@@ -232,8 +235,14 @@ impl Destination {
     /// Apply the batch's outcomes to the queue (see the module doc).
     fn conclude(&mut self, store: &Store, settled: Vec<(String, Settled)>) -> Progress {
         let name = self.config.name.clone();
-        let stored = settled.iter().filter(|(_, s)| matches!(s, Settled::Stored)).count();
-        let busy = settled.iter().filter(|(_, s)| matches!(s, Settled::Busy(_))).count();
+        let stored = settled
+            .iter()
+            .filter(|(_, s)| matches!(s, Settled::Stored))
+            .count();
+        let busy = settled
+            .iter()
+            .filter(|(_, s)| matches!(s, Settled::Busy(_)))
+            .count();
         let archive_full = stored == 0 && busy >= 2;
         let mut progress = Progress { settled: 0, busy };
         for (key, outcome) in settled {
@@ -246,20 +255,35 @@ impl Destination {
                 }
                 Settled::Refused(reason) => {
                     self.busy.remove(&key);
-                    tracing::warn!(key, dest = name, reason, "refused by the destination: parked");
+                    tracing::warn!(
+                        key,
+                        dest = name,
+                        reason,
+                        "refused by the destination: parked"
+                    );
                     store.park(&key, &name, &format!("refused: {reason}"))
                 }
                 Settled::Busy(reason) if !archive_full => {
                     let n = self.busy.entry(key.clone()).or_default();
                     *n += 1;
                     if *n < self.config.park_after {
-                        tracing::warn!(key, dest = name, reason, refusals = *n, "refused; will retry");
+                        tracing::warn!(
+                            key,
+                            dest = name,
+                            reason,
+                            refusals = *n,
+                            "refused; will retry"
+                        );
                         continue;
                     }
                     let n = *n;
                     self.busy.remove(&key);
                     tracing::warn!(key, dest = name, reason, "refused again and again: parked");
-                    store.park(&key, &name, &format!("refused {n} times in a row: {reason}"))
+                    store.park(
+                        &key,
+                        &name,
+                        &format!("refused {n} times in a row: {reason}"),
+                    )
                 }
                 Settled::Busy(_) => continue,
             };
@@ -269,7 +293,10 @@ impl Destination {
             }
         }
         if busy > 0 {
-            self.failed(store, &LinkError::Transient(format!("{busy} studies refused for now")));
+            self.failed(
+                store,
+                &LinkError::Transient(format!("{busy} studies refused for now")),
+            );
         }
         progress
     }
@@ -281,8 +308,13 @@ impl Destination {
         self.stats.misconfigured = matches!(error, LinkError::Misconfigured(_));
         let text = error.to_string();
         if let Some(repeats) = self.log.admit(&text) {
-            tracing::warn!(dest = self.config.name, error = text, repeats,
-                retry_in_ms = wait.as_millis() as u64, "cannot deliver; will retry");
+            tracing::warn!(
+                dest = self.config.name,
+                error = text,
+                repeats,
+                retry_in_ms = wait.as_millis() as u64,
+                "cannot deliver; will retry"
+            );
         }
         if self.stats.failing.as_deref() != Some(&text) {
             let line = format!("{} {text}", crate::reporter::now_rfc3339());
@@ -304,8 +336,57 @@ impl Destination {
         if self.error_on_disk {
             match store.set_forward_error(&self.config.name, None) {
                 Ok(()) => self.error_on_disk = false,
-                Err(e) => tracing::error!(dest = self.config.name, error = %e, "cannot clear the error"),
+                Err(e) => {
+                    tracing::error!(dest = self.config.name, error = %e, "cannot clear the error")
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreOptions;
+
+    fn busy(key: &str) -> (String, Settled) {
+        (
+            key.to_string(),
+            Settled::Busy("image: status 0xA700".into()),
+        )
+    }
+
+    #[test]
+    fn busy_refusals_park_one_study_but_not_a_full_archive() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path(), StoreOptions { min_free_bytes: 0 }).unwrap();
+        for key in ["1.1", "1.2", "1.3"] {
+            store.accept(key, b"x", "dcm").unwrap();
+            store.enqueue(key, &["pacs".into()]).unwrap();
+        }
+        let config: ForwardConfig = toml::from_str(
+            "name = \"pacs\"\nae_title = \"P\"\nhost = \"h\"\nport = 1\npark_after = 2",
+        )
+        .unwrap();
+        let mut dest = Destination::new(config);
+        // Everything refused: a full archive; nothing counts, however often.
+        for _ in 0..5 {
+            dest.conclude(&store, vec![busy("1.1"), busy("1.2")]);
+        }
+        assert_eq!(store.waiting("pacs", 10), ["1.1", "1.2", "1.3"]);
+        // One refused while another is stored: it counts, and twice parks it.
+        dest.conclude(&store, vec![busy("1.1"), ("1.2".into(), Settled::Stored)]);
+        assert_eq!(store.waiting("pacs", 10), ["1.1", "1.3"]);
+        dest.conclude(&store, vec![busy("1.1")]);
+        assert_eq!(store.waiting("pacs", 10), ["1.3"]);
+        let parked = crate::store::forward_status(tmp.path()).unwrap()[0]
+            .parked
+            .clone();
+        assert_eq!(parked[0].0, "1.1");
+        assert!(parked[0]
+            .1
+            .starts_with("refused 2 times in a row: image: status 0xA700"));
+        assert_eq!(dest.stats.delivered, 1);
+        assert!(dest.stats.failing.is_some());
     }
 }

@@ -83,7 +83,9 @@ impl Forwarder {
         let (kick, kicked) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let mut runners: Vec<Destination> = dests.iter().cloned().map(Destination::new).collect();
-        let stats = Arc::new(Mutex::new(runners.iter().map(|d| d.stats.clone()).collect()));
+        let stats = Arc::new(Mutex::new(
+            runners.iter().map(|d| d.stats.clone()).collect(),
+        ));
         let thread = {
             let (store, stop, stats) = (store.clone(), stop.clone(), stats.clone());
             std::thread::Builder::new()

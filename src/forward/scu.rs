@@ -131,7 +131,10 @@ pub fn connect(
     pairs.dedup();
     pairs.truncate(127);
     if pairs.is_empty() {
-        pairs.push((crate::scp::VERIFICATION.to_string(), IMPLICIT_LE.to_string()));
+        pairs.push((
+            crate::scp::VERIFICATION.to_string(),
+            IMPLICIT_LE.to_string(),
+        ));
     }
     let mut options = ClientAssociationOptions::new()
         .calling_ae_title(peer.calling_ae_title.trim().to_string())
@@ -148,9 +151,12 @@ pub fn connect(
         }
         options = options.with_presentation_context(Cow::from(sop.clone()), syntaxes);
     }
-    let assoc = options
+    let mut assoc = options
         .establish((peer.host.as_str(), peer.port))
         .map_err(|e| link_error(peer, e))?;
+    // Each C-STORE ends in a short write followed by a wait for the answer:
+    // without this, Nagle's algorithm can hold that write for a delayed ACK.
+    let _ = assoc.inner_stream().set_nodelay(true);
     Ok((
         Link {
             assoc,
@@ -261,8 +267,9 @@ impl Link {
         same_class()
             .find(|pc| ts_of(pc) == header.transfer_syntax)
             .or_else(|| {
-                same_class()
-                    .find(|pc| is_uncompressed(&header.transfer_syntax) && is_uncompressed(&ts_of(pc)))
+                same_class().find(|pc| {
+                    is_uncompressed(&header.transfer_syntax) && is_uncompressed(&ts_of(pc))
+                })
             })
             .map(|pc| (pc.id, ts_of(pc)))
     }
@@ -271,10 +278,9 @@ impl Link {
     fn response(&mut self) -> Result<(u16, Option<String>), LinkError> {
         let mut command = Vec::new();
         loop {
-            let pdu = self
-                .assoc
-                .receive()
-                .map_err(|e| LinkError::Transient(format!("waiting for the response: {}", error_chain(&e))))?;
+            let pdu = self.assoc.receive().map_err(|e| {
+                LinkError::Transient(format!("waiting for the response: {}", error_chain(&e)))
+            })?;
             let Pdu::PData { data } = pdu else {
                 return Err(LinkError::Transient(format!(
                     "waiting for the response, got {}",
@@ -304,7 +310,8 @@ impl Link {
 
 /// The data set of the file at `path` in the transfer syntax `ts`.
 fn encode(path: &Path, ts: &str) -> Result<Vec<u8>, String> {
-    let obj = dicom_object::open_file(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let obj = dicom_object::open_file(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let syntax = TransferSyntaxRegistry
         .get(ts)
         .ok_or_else(|| format!("transfer syntax {ts} is not supported by this build"))?;
@@ -321,7 +328,11 @@ fn store_request(header: &Header, message_id: u16) -> Vec<u8> {
             VR::UI,
             PrimitiveValue::from(header.sop_class.as_str()),
         ),
-        DataElement::new(tags::COMMAND_FIELD, VR::US, PrimitiveValue::from(C_STORE_RQ)),
+        DataElement::new(
+            tags::COMMAND_FIELD,
+            VR::US,
+            PrimitiveValue::from(C_STORE_RQ),
+        ),
         DataElement::new(tags::MESSAGE_ID, VR::US, PrimitiveValue::from(message_id)),
         DataElement::new(tags::PRIORITY, VR::US, PrimitiveValue::from(0u16)),
         DataElement::new(
@@ -386,9 +397,17 @@ mod tests {
     #[test]
     fn a_response_round_trips() {
         let rsp = InMemDicomObject::command_from_element_iter([
-            DataElement::new(tags::COMMAND_FIELD, VR::US, PrimitiveValue::from(C_STORE_RSP)),
+            DataElement::new(
+                tags::COMMAND_FIELD,
+                VR::US,
+                PrimitiveValue::from(C_STORE_RSP),
+            ),
             DataElement::new(tags::STATUS, VR::US, PrimitiveValue::from(0xA700u16)),
-            DataElement::new(tags::ERROR_COMMENT, VR::LO, PrimitiveValue::from("disk full")),
+            DataElement::new(
+                tags::ERROR_COMMENT,
+                VR::LO,
+                PrimitiveValue::from("disk full"),
+            ),
         ]);
         let mut bytes = Vec::new();
         rsp.write_dataset_with_ts(&mut bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())

@@ -39,12 +39,23 @@ pub fn to_bytes(
     }
     let (w, h) = (screen.width(), screen.height());
     let (Ok(cols), Ok(rows)) = (u16::try_from(w), u16::try_from(h)) else {
-        return Err(err(format!("a {w}×{h} screen does not fit DICOM rows/columns")));
+        return Err(err(format!(
+            "a {w}×{h} screen does not fit DICOM rows/columns"
+        )));
     };
-    let study_uid = report.study.study_instance_uid.as_deref().unwrap_or_default().trim();
+    let study_uid = report
+        .study
+        .study_instance_uid
+        .as_deref()
+        .unwrap_or_default()
+        .trim();
     let mut o = InMemDicomObject::new_empty();
     o.put_str(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192");
-    o.put_str(tags::SOP_CLASS_UID, VR::UI, uids::SECONDARY_CAPTURE_IMAGE_STORAGE);
+    o.put_str(
+        tags::SOP_CLASS_UID,
+        VR::UI,
+        uids::SECONDARY_CAPTURE_IMAGE_STORAGE,
+    );
     o.put_str(tags::SOP_INSTANCE_UID, VR::UI, sc_uid(report));
     o.put_str(tags::IMAGE_TYPE, VR::CS, "DERIVED\\SECONDARY");
     sr::put_patient_study(&mut o, report, source);
@@ -64,16 +75,40 @@ pub fn to_bytes(
     o.put_str(tags::CONVERSION_TYPE, VR::CS, "WSD");
     o.put_str(tags::MANUFACTURER, VR::LO, "cxr-edge");
     o.put_str(tags::BURNED_IN_ANNOTATION, VR::CS, "YES");
-    o.put(DataElement::new(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(3u16)));
+    o.put(DataElement::new(
+        tags::SAMPLES_PER_PIXEL,
+        VR::US,
+        PrimitiveValue::from(3u16),
+    ));
     o.put_str(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "RGB");
-    o.put(DataElement::new(tags::PLANAR_CONFIGURATION, VR::US, PrimitiveValue::from(0u16)));
-    o.put(DataElement::new(tags::ROWS, VR::US, PrimitiveValue::from(rows)));
-    o.put(DataElement::new(tags::COLUMNS, VR::US, PrimitiveValue::from(cols)));
+    o.put(DataElement::new(
+        tags::PLANAR_CONFIGURATION,
+        VR::US,
+        PrimitiveValue::from(0u16),
+    ));
+    o.put(DataElement::new(
+        tags::ROWS,
+        VR::US,
+        PrimitiveValue::from(rows),
+    ));
+    o.put(DataElement::new(
+        tags::COLUMNS,
+        VR::US,
+        PrimitiveValue::from(cols),
+    ));
     for tag in [tags::BITS_ALLOCATED, tags::BITS_STORED] {
         o.put(DataElement::new(tag, VR::US, PrimitiveValue::from(8u16)));
     }
-    o.put(DataElement::new(tags::HIGH_BIT, VR::US, PrimitiveValue::from(7u16)));
-    o.put(DataElement::new(tags::PIXEL_REPRESENTATION, VR::US, PrimitiveValue::from(0u16)));
+    o.put(DataElement::new(
+        tags::HIGH_BIT,
+        VR::US,
+        PrimitiveValue::from(7u16),
+    ));
+    o.put(DataElement::new(
+        tags::PIXEL_REPRESENTATION,
+        VR::US,
+        PrimitiveValue::from(0u16),
+    ));
     o.put(DataElement::new(
         tags::PIXEL_DATA,
         VR::OB,

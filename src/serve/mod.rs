@@ -300,7 +300,8 @@ impl<A: Analyse> Server<A> {
     /// The status line as the display shows it now.
     pub fn status(&self) -> Status {
         let queue = self.store.pending_count();
-        let status = Status::new(&self.analyser.model_id(), queue as u32).with_outbox(self.outbox());
+        let status =
+            Status::new(&self.analyser.model_id(), queue as u32).with_outbox(self.outbox());
         match self.folder.as_ref().and_then(FolderIntake::problem) {
             Some(problem) => status.with_error(problem),
             None => status,
@@ -309,7 +310,9 @@ impl<A: Analyse> Server<A> {
 
     /// The forwarding queue's state for the status line.
     pub fn outbox(&self) -> Outbox {
-        self.forwarder.as_ref().map_or(Outbox::Off, Forwarder::outbox)
+        self.forwarder
+            .as_ref()
+            .map_or(Outbox::Off, Forwarder::outbox)
     }
 
     /// The forwarding thread delivered or failed something: show it.

@@ -226,7 +226,10 @@ impl Store {
     pub fn park(&self, key: &str, dest: &str, reason: &str) -> Result<(), StoreError> {
         let stem = key::encode(key)?;
         check_dest(dest)?;
-        fsutil::write_atomic(&self.dirs.parked(dest, &stem), format!("{reason}\n").as_bytes())?;
+        fsutil::write_atomic(
+            &self.dirs.parked(dest, &stem),
+            format!("{reason}\n").as_bytes(),
+        )?;
         let queued = self.dirs.queued(dest, &stem);
         records::remove(&queued)?;
         fsutil::sync_dir(fsutil::parent_of(&queued))?;

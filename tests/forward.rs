@@ -298,6 +298,11 @@ fn studies_that_arrive_while_orthanc_is_down_arrive_once_it_is_up() {
         Outbox::Pending(10),
         "down is pending, not failing"
     );
+    assert_eq!(
+        server.status().outbox,
+        Outbox::Pending(10),
+        "on the status line"
+    );
     let status = forward_status(&tmp.path().join("store")).unwrap();
     assert_eq!(status[0].waiting.len(), 10);
     let error = status[0].last_error.clone().unwrap_or_default();

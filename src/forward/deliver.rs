@@ -16,6 +16,7 @@
 //!   nothing changes but the destination's backoff and its last error.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::config::ForwardConfig;
@@ -89,9 +90,10 @@ impl Destination {
             .map_or(Duration::ZERO, |d| d.saturating_duration_since(now))
     }
 
-    /// One pass: deliver a batch if one is ready and the backoff allows.
-    /// Returns true when it delivered or settled something (more may be ready).
-    pub fn pass(&mut self, store: &Store) -> bool {
+    /// One pass: deliver a batch if one is ready and the backoff allows,
+    /// stopping between studies once `stop` is set. Returns true when it
+    /// delivered or settled something (more may be ready).
+    pub fn pass(&mut self, store: &Store, stop: &AtomicBool) -> bool {
         if !self.until_due(Instant::now()).is_zero() {
             return false;
         }
@@ -115,6 +117,9 @@ impl Destination {
         let mut settled = Vec::new();
         let mut broken = None;
         'studies: for (key, objs) in &objects {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
             let mut answers = Vec::new();
             for obj in objs {
                 let header = headers

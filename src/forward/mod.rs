@@ -143,8 +143,8 @@ pub fn outbox(store: &Store, stats: &[DestStats]) -> Outbox {
 }
 
 impl Drop for Forwarder {
-    /// Stops the thread after the object it is sending (at most one
-    /// destination's `timeout_s` per network wait).
+    /// Stops the thread once the study it is sending is settled (each
+    /// network wait is bounded by the destination's `timeout_s`).
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.kick.send(());
@@ -169,7 +169,7 @@ fn run(
                 return;
             }
             let before = dest.stats.clone();
-            let progress = dest.pass(store);
+            let progress = dest.pass(store, stop);
             busy |= progress;
             news |= progress || dest.stats != before;
         }

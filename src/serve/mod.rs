@@ -2,7 +2,8 @@
 //! (which keeps each instance in the store before acknowledging it) and from the
 //! watched folder (whose files are put in the store, then deleted); the loop then
 //! reports every pending instance of the store, writes the report crash-safely
-//! and shows it. Everything between receiving and reporting lives in the store, so
+//! and shows it. With `[[forward]]` peers, each DICOM study is queued for them
+//! before its report is completed, and `crate::forward`'s thread delivers it. Everything between receiving and reporting lives in the store, so
 //! after a crash or power cut a restart simply reports what is still pending:
 //! nothing acknowledged is lost, and nothing is reported twice.
 //!

@@ -22,6 +22,7 @@ pub mod calibration;
 pub mod corpus;
 pub mod decode;
 pub mod export;
+pub mod forward;
 pub mod impression;
 pub mod input;
 pub mod labeller;

@@ -41,6 +41,8 @@ enum Command {
     Precision(cli::precision::Args),
     /// Run the unit: DICOM receiver, watched folder, crash-safe outbox, display.
     Serve(cli::serve::Args),
+    /// What waits to be forwarded to each DICOM peer: waiting, parked, last error.
+    Status(cli::status::Args),
     /// Fit and measure the bundle's pixel-based frontal-chest check.
     ViewCheck(cli::view_check::Args),
     /// Measure whether impressions state exactly the flagged findings; choose hedging bands.
@@ -58,6 +60,7 @@ fn run() -> anyhow::Result<()> {
         Command::BenchModel(args) => cli::bench_model::run(args),
         Command::Precision(args) => cli::precision::run(args),
         Command::Serve(args) => cli::serve::run(args),
+        Command::Status(args) => cli::status::run(args),
         Command::ViewCheck(args) => cli::view_check::run(args),
         Command::Consistency(args) => cli::consistency::run(args),
         Command::FindingsEval(args) => cli::findings_eval::run(args),

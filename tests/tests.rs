@@ -4,6 +4,7 @@ mod bundle;
 mod cli;
 mod corpus;
 mod decode;
+mod forward;
 mod input;
 mod labeller;
 mod metrics;

@@ -5,6 +5,7 @@
 
 pub mod fhir;
 pub mod json;
+pub mod sc;
 pub mod sr;
 
 use dicom_object::InMemDicomObject;
@@ -16,6 +17,9 @@ use crate::Report;
 pub const FHIR_JSON: &str = "fhir.json";
 /// File name of the DICOM Basic Text SR inside a report directory.
 pub const SR_DCM: &str = "sr.dcm";
+/// File name of the Secondary Capture of the result screen (written only when
+/// a forwarding destination asks for it: `send_screen`).
+pub const SC_DCM: &str = "screen-sc.dcm";
 
 /// One rendered file of a report: a plain file name and its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -78,37 +78,7 @@ pub fn build(
     // generated_at is UTC; say so, since DICOM times are otherwise local.
     o.put_str(tags::TIMEZONE_OFFSET_FROM_UTC, VR::SH, "+0000");
 
-    // Patient and General Study modules: copied from the image when we have it.
-    let fallback: [(Tag, VR, Option<&str>); 10] = [
-        (tags::PATIENT_NAME, VR::PN, s.patient_name.as_deref()),
-        (tags::PATIENT_ID, VR::LO, s.patient_id.as_deref()),
-        (tags::PATIENT_BIRTH_DATE, VR::DA, None),
-        (tags::PATIENT_SEX, VR::CS, None),
-        (tags::STUDY_DATE, VR::DA, s.study_date.as_deref()),
-        (tags::STUDY_TIME, VR::TM, None),
-        (tags::REFERRING_PHYSICIAN_NAME, VR::PN, None),
-        (tags::STUDY_ID, VR::SH, None),
-        (
-            tags::ACCESSION_NUMBER,
-            VR::SH,
-            s.accession_number.as_deref(),
-        ),
-        (tags::STUDY_DESCRIPTION, VR::LO, None),
-    ];
-    for (tag, vr, value) in fallback {
-        match source.and_then(|src| src.get(tag)) {
-            Some(elem) => {
-                o.put(elem.clone());
-            }
-            None => {
-                o.put_str(tag, vr, value.unwrap_or("").trim());
-            }
-        }
-    }
-    if let Some(issuer) = source.and_then(|src| src.get(tags::ISSUER_OF_PATIENT_ID)) {
-        o.put(issuer.clone());
-    }
-    o.put_str(tags::STUDY_INSTANCE_UID, VR::UI, study_uid);
+    put_patient_study(&mut o, report, source);
 
     // SR Document Series and General Equipment.
     o.put_str(tags::MODALITY, VR::CS, "SR");
@@ -221,6 +191,47 @@ pub fn to_bytes(
     file.write_all(&mut bytes)
         .map_err(|e| err(format!("encoding: {e}")))?;
     Ok(bytes)
+}
+
+/// The Patient and General Study modules: copied from the image's dataset
+/// `source` when there is one, else from [`crate::report::StudyInfo`].
+pub(super) fn put_patient_study(
+    o: &mut InMemDicomObject,
+    report: &Report,
+    source: Option<&InMemDicomObject>,
+) {
+    let s = &report.study;
+    let study_uid = s.study_instance_uid.as_deref().unwrap_or_default().trim();
+    let fallback: [(Tag, VR, Option<&str>); 10] = [
+        (tags::PATIENT_NAME, VR::PN, s.patient_name.as_deref()),
+        (tags::PATIENT_ID, VR::LO, s.patient_id.as_deref()),
+        (tags::PATIENT_BIRTH_DATE, VR::DA, None),
+        (tags::PATIENT_SEX, VR::CS, None),
+        (tags::STUDY_DATE, VR::DA, s.study_date.as_deref()),
+        (tags::STUDY_TIME, VR::TM, None),
+        (tags::REFERRING_PHYSICIAN_NAME, VR::PN, None),
+        (tags::STUDY_ID, VR::SH, None),
+        (
+            tags::ACCESSION_NUMBER,
+            VR::SH,
+            s.accession_number.as_deref(),
+        ),
+        (tags::STUDY_DESCRIPTION, VR::LO, None),
+    ];
+    for (tag, vr, value) in fallback {
+        match source.and_then(|src| src.get(tag)) {
+            Some(elem) => {
+                o.put(elem.clone());
+            }
+            None => {
+                o.put_str(tag, vr, value.unwrap_or("").trim());
+            }
+        }
+    }
+    if let Some(issuer) = source.and_then(|src| src.get(tags::ISSUER_OF_PATIENT_ID)) {
+        o.put(issuer.clone());
+    }
+    o.put_str(tags::STUDY_INSTANCE_UID, VR::UI, study_uid);
 }
 
 /// "Cardiomegaly: flagged (score 0.83, threshold 0.50)", with "probability

@@ -81,7 +81,7 @@ impl Default for ScpConfig {
 /// generous upper bound: larger PDUs only cost memory here).
 const PDU_LENGTHS: std::ops::RangeInclusive<u32> = 1018..=1 << 20;
 
-fn check_ae_title(key: &str, title: &str) -> Result<(), String> {
+pub(crate) fn check_ae_title(key: &str, title: &str) -> Result<(), String> {
     let t = title.trim();
     if t.is_empty() || t.len() > 16 || !t.is_ascii() || t.contains('\\') {
         return Err(format!(

@@ -52,6 +52,7 @@ fn socket_pair() -> (TcpStream, TcpStream) {
 }
 
 pub use allow::PeerNet;
+pub(crate) use config::check_ae_title;
 pub use config::{ScpConfig, TlsConfig};
 pub use dimse::StoreStatus;
 pub use fd_limit::{raise_fd_limit, WANTED_OPEN_FILES};

@@ -47,13 +47,37 @@
 //! keep_last = 100                  # never remove the newest 100 finished studies
 //! when_full = true                 # at the free-space margin, remove the oldest
 //!                                  # finished studies instead of refusing new ones
+//!
+//! [[forward]]                      # one table per DICOM peer; none: nothing is sent
+//! name = "pacs"                    # the queue's name (store's forward/pacs/, `cxr-edge status`)
+//! ae_title = "PACS"                # the peer's called AE title
+//! host = "10.1.0.20"
+//! port = 104
+//! calling_ae_title = "CXR-EDGE"    # ours (default CXR-EDGE)
+//! send_image = false               # also the received image, as received
+//! send_screen = false              # also an RGB Secondary Capture of the result screen
+//! timeout_s = 30                   # connect, and each network read or write
+//! retry_first_ms = 5000            # wait after a failed try, doubling …
+//! retry_max_ms = 300000            # … up to this
+//! park_after = 10                  # park a study refused this often in a row with a
+//!                                  # status that may change (A7xx, 0110)
 //! ```
 //!
 //! Retention removes only finished studies (reported or refused; instance,
 //! report and records together), oldest first, never one still pending or held
-//! for delivery (`Store::hold`). It runs on every pass of the loop, at most
-//! `store::PRUNE_BATCH` studies a pass, and, with `when_full`, whenever an
-//! instance would leave less than `min_free_bytes` free.
+//! for delivery (`Store::hold`), waiting in the forwarding queue or parked there.
+//! It runs on every pass of the loop, at most `store::PRUNE_BATCH` studies a
+//! pass, and, with `when_full`, whenever an instance would leave less than
+//! `min_free_bytes` free.
+//!
+//! Forwarding (`crate::forward`): each DICOM study is queued for every
+//! `[[forward]]` peer before its report is completed, and a thread of its own
+//! sends the Basic Text SR (plus the image and the screen capture when asked)
+//! by C-STORE, retrying with backoff while the peer is unreachable or busy and
+//! parking a study the peer refuses for good (`forward/<name>/parked/<key>.txt`
+//! holds the reason; move it to `../queued/` and restart to send it again).
+//! Studies from the watched folder that are not DICOM have no SR and are not
+//! forwarded. `cxr-edge status --config <this file>` shows each queue.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -61,6 +85,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::forward::ForwardConfig;
 use crate::input::ValidateOptions;
 use crate::scp::ScpConfig;
 use crate::sink::{ButtonsConfig, DisplayConfig};
@@ -185,6 +210,9 @@ pub struct ServeConfig {
     /// Retention of finished studies; absent: everything is kept.
     #[serde(default)]
     pub retention: Option<RetentionConfig>,
+    /// DICOM peers every reported study is forwarded to (`[[forward]]` tables).
+    #[serde(default)]
+    pub forward: Vec<ForwardConfig>,
 }
 
 fn default_threads() -> usize {
@@ -264,6 +292,7 @@ impl ServeConfig {
         if let Some(r) = &self.retention {
             r.check()?;
         }
+        crate::forward::config::check_all(&self.forward)?;
         if self.dicom.is_none() && self.watch.is_none() {
             return Err("nothing to serve: configure [dicom], [watch] or both".into());
         }

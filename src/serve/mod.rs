@@ -2,7 +2,8 @@
 //! (which keeps each instance in the store before acknowledging it) and from the
 //! watched folder (whose files are put in the store, then deleted); the loop then
 //! reports every pending instance of the store, writes the report crash-safely
-//! and shows it. Everything between receiving and reporting lives in the store, so
+//! and shows it. With `[[forward]]` peers, each DICOM study is queued for them
+//! before its report is completed, and `crate::forward`'s thread delivers it. Everything between receiving and reporting lives in the store, so
 //! after a crash or power cut a restart simply reports what is still pending:
 //! nothing acknowledged is lost, and nothing is reported twice.
 //!
@@ -27,10 +28,11 @@ use thiserror::Error;
 pub use config::{ConfigError, RetentionConfig, ServeConfig, WatchConfig};
 pub use process::RefuseReason;
 
+use crate::forward::Forwarder;
 use crate::input::{FolderSource, InputError, Radiograph, ValidateOptions};
 use crate::retry::{Backoff, LogLimiter};
 use crate::scp::{Instance, InstanceStore, KeepError, Kept, Scp, ScpHandle};
-use crate::screen::{Rotation, Screen, Status};
+use crate::screen::{Outbox, Rotation, Screen, Status};
 use crate::sink::{ButtonSource, Layout, Sink};
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::systemd::Heartbeat;
@@ -86,6 +88,8 @@ impl Analyse for crate::reporter::Reporter {
 pub enum ServeError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("cannot start the forwarding thread: {0}")]
+    Forward(#[source] std::io::Error),
     #[error("DICOM receiver on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -139,6 +143,8 @@ pub struct Server<A: Analyse> {
     buttons: Option<Box<dyn ButtonSource>>,
     folder: Option<FolderIntake>,
     scp: Option<ScpHandle>,
+    /// Delivers reported studies to the `[[forward]]` peers, when configured.
+    forwarder: Option<Forwarder>,
     wake: mpsc::Receiver<()>,
     /// Keeps `wake` open when no receiver holds a sender: a channel without
     /// senders returns at once from every wait, and the loop would spin.
@@ -191,6 +197,13 @@ impl<A: Analyse> Server<A> {
             }
             None => None,
         };
+        let forwarder = match config.forward.is_empty() {
+            true => None,
+            false => Some(
+                Forwarder::spawn(store.clone(), &config.forward, tx.clone())
+                    .map_err(ServeError::Forward)?,
+            ),
+        };
         let poll = Duration::from_millis(config.poll_ms.max(10));
         let max_retry = Duration::from_millis(config.retry_max_ms).max(poll);
         let folder = config.watch.as_ref().map(|w| {
@@ -211,6 +224,7 @@ impl<A: Analyse> Server<A> {
             buttons: None,
             folder,
             scp,
+            forwarder,
             wake,
             _wake_sender: tx,
             poll,
@@ -236,6 +250,11 @@ impl<A: Analyse> Server<A> {
         &self.store
     }
 
+    /// The forwarding thread, when `[[forward]]` peers are configured.
+    pub fn forwarder(&self) -> Option<&Forwarder> {
+        self.forwarder.as_ref()
+    }
+
     /// Run until `stop` is set. The watchdog is pinged before every study and,
     /// while waiting, whenever half its period has passed.
     pub fn run(&mut self, stop: &AtomicBool) {
@@ -252,6 +271,7 @@ impl<A: Analyse> Server<A> {
                     .map_or(self.poll, |due| due.min(self.poll));
                 self.wait(wait);
             }
+            self.redraw_if_outbox_changed();
         }
     }
 
@@ -281,10 +301,26 @@ impl<A: Analyse> Server<A> {
     /// The status line as the display shows it now.
     pub fn status(&self) -> Status {
         let queue = self.store.pending_count();
-        let status = Status::new(&self.analyser.model_id(), queue as u32);
+        let status =
+            Status::new(&self.analyser.model_id(), queue as u32).with_outbox(self.outbox());
         match self.folder.as_ref().and_then(FolderIntake::problem) {
             Some(problem) => status.with_error(problem),
             None => status,
+        }
+    }
+
+    /// The forwarding queue's state for the status line.
+    pub fn outbox(&self) -> Outbox {
+        self.forwarder
+            .as_ref()
+            .map_or(Outbox::Off, Forwarder::outbox)
+    }
+
+    /// The forwarding thread delivered or failed something: show it.
+    fn redraw_if_outbox_changed(&mut self) {
+        let shown = self.shown.as_ref().map(|s| s.status.outbox);
+        if self.forwarder.is_some() && shown != Some(self.outbox()) {
+            self.redraw_status();
         }
     }
 
@@ -316,6 +352,9 @@ impl<A: Analyse> Server<A> {
             Outcome::Reported(r) => {
                 tracing::info!(key, impression = %r.impression, "reported");
                 self.retrying.remove(key);
+                if let Some(f) = &self.forwarder {
+                    f.kick();
+                }
             }
             Outcome::Refused(e) => {
                 tracing::warn!(key, code = e.code(), error = %e, "refused");

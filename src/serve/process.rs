@@ -147,19 +147,49 @@ impl<A: Analyse> Server<A> {
                     .map(|f| f.into_inner())
             })
             .flatten();
-        let outputs = match crate::output::render_extra(&report, dataset.as_ref()) {
+        let screen = Screen::result(&report, Some(&radiograph.image), self.status());
+        let outputs = match self.outputs(key, &report, dataset.as_ref(), &screen) {
             Ok(o) => o,
             Err(e) => return Outcome::Failed(format!("{origin}: {e}")),
         };
         if let Err(e) = self.store.complete(key, &report, &outputs) {
             return Outcome::Failed(format!("{origin}: {e}"));
         }
-        self.show(Screen::result(
-            &report,
-            Some(&radiograph.image),
-            self.status(),
-        ));
+        self.show(screen);
         Outcome::Reported(Box::new(report))
+    }
+
+    /// The report's files besides `report.json`, plus the screen capture when
+    /// a destination wants it; a study with an SR is queued for forwarding
+    /// here, before the report is completed (see `crate::forward`).
+    fn outputs(
+        &self,
+        key: &str,
+        report: &crate::Report,
+        dataset: Option<&dicom_object::InMemDicomObject>,
+        screen: &Screen,
+    ) -> Result<Vec<crate::output::Output>, String> {
+        let mut outputs =
+            crate::output::render_extra(report, dataset).map_err(|e| e.to_string())?;
+        let Some(forwarder) = &self.forwarder else {
+            return Ok(outputs);
+        };
+        if !outputs.iter().any(|o| o.name == crate::output::SR_DCM) {
+            return Ok(outputs);
+        }
+        if forwarder.wants_screens() {
+            let canvas = crate::sink::render(screen, crate::sink::Layout::Colour);
+            let bytes = crate::output::sc::to_bytes(report, dataset, &canvas.to_rgb_image())
+                .map_err(|e| e.to_string())?;
+            outputs.push(crate::output::Output {
+                name: crate::output::SC_DCM.to_string(),
+                bytes,
+            });
+        }
+        self.store
+            .enqueue(key, forwarder.names())
+            .map_err(|e| format!("cannot queue for forwarding: {e}"))?;
+        Ok(outputs)
     }
 }
 

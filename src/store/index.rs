@@ -39,6 +39,8 @@ pub(super) struct Index {
     bytes: u64,
     /// Waiting to be delivered: never pruned.
     held: HashSet<String>,
+    /// The forwarding queue; what it holds is never pruned either.
+    pub forward: super::queue::ForwardIndex,
 }
 
 impl Index {
@@ -98,7 +100,7 @@ impl Index {
         self.finished
             .iter()
             .take(count)
-            .filter(|(_, s)| !self.held.contains(s))
+            .filter(|(_, s)| !self.is_held(s))
             .filter_map(|(_, s)| Some((s.as_str(), self.entries.get(s)?)))
     }
 
@@ -119,7 +121,7 @@ impl Index {
     }
 
     pub fn is_held(&self, stem: &str) -> bool {
-        self.held.contains(stem)
+        self.held.contains(stem) || self.forward.holds(stem)
     }
 }
 

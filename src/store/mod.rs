@@ -14,6 +14,7 @@
 //!                           started and never finished (see `attempts.rs`)
 //! held/<key>.txt            waiting to be delivered: retention keeps it
 //! pruning/<key>.txt         retention is removing it (see `retention.rs`)
+//! forward/<dest>/…          the forwarding queue per destination (`queue.rs`)
 //! .lock                     held while a process has the store open
 //! ```
 //! `<key>` is the instance key (SOP Instance UID or `sha256:<hex>`) made
@@ -33,6 +34,7 @@ pub mod fsutil;
 mod index;
 pub mod key;
 mod plain;
+mod queue;
 mod records;
 mod retention;
 
@@ -49,6 +51,7 @@ use crate::output::Output;
 use crate::Report;
 
 pub use plain::OutDir;
+pub use queue::{check_dest, forward_status, DestStatus, QueueSummary, StudyState};
 pub use retention::{Retention, PRUNE_BATCH};
 
 use index::{Entry, Index, State};
@@ -209,7 +212,8 @@ impl Store {
         }
         let mut inbox = records::list_inbox(&dirs.inbox)?;
         let unfinished = retention::finish_interrupted(&dirs, &mut inbox)?;
-        let index = records::build_index(&dirs, inbox)?;
+        let mut index = records::build_index(&dirs, inbox)?;
+        queue::load(&dirs, &mut index)?;
         tracing::info!(
             root = %root.display(),
             removed_temporaries = removed,

@@ -29,6 +29,8 @@ pub(super) struct Dirs {
     pub reported: PathBuf,
     pub held: PathBuf,
     pub pruning: PathBuf,
+    /// The forwarding queue, one folder per destination (`queue.rs`).
+    pub forward: PathBuf,
 }
 
 impl Dirs {
@@ -41,10 +43,11 @@ impl Dirs {
             reported: root.join("reported"),
             held: root.join("held"),
             pruning: root.join("pruning"),
+            forward: root.join("forward"),
         }
     }
 
-    pub fn all(&self) -> [&Path; 7] {
+    pub fn all(&self) -> [&Path; 8] {
         [
             &self.inbox,
             &self.outbox,
@@ -53,6 +56,7 @@ impl Dirs {
             &self.reported,
             &self.held,
             &self.pruning,
+            &self.forward,
         ]
     }
 

@@ -1,7 +1,8 @@
 //! Retention: finished studies (reported or refused) are removed, oldest first,
 //! when they are older than the policy allows, when the store holds more bytes
 //! than it allows, or when the free-space margin is reached; never a pending
-//! study, never one held for delivery ([`Store::hold`]), never one of the newest
+//! study, never one held for delivery ([`Store::hold`]) or waiting in (or parked by)
+//! the forwarding queue (`queue.rs`), never one of the newest
 //! `keep_last`.
 //!
 //! Removing a study touches five folders, so it is made crash-safe with an

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data}
 runs=${2:-runs}
-model=models/cxr-mnv2-224-v1
+model=models/cxr-attn128-v2
 source scripts/env.sh
 eval "$(scripts/setup-libtorch.sh)"
 cargo build --release -p cxr-train
@@ -22,20 +22,21 @@ common=(--nih "$data/nih-cxr14" --reports "$data/iu-xray/ecgen-radiology" --thre
 tflite=models/pretrained/mobilenet-v2-imagenet/mobilenet_v2_1.0_224_quant.tflite
 
 "$bin" baseline --data "$data/iu-xray/ecgen-radiology" --out "$runs/baselines"
-# From scratch (the former default), for the model card's comparison row.
+# From scratch, 128 px (the default: see the model card for why it ships).
 "$bin" train "${common[@]}" --size 128 --epochs 30 --patience 30 --out "$runs/attn128"
-# ImageNet MobileNetV2, fine-tuned (the default).
+# ImageNet MobileNetV2, fine-tuned (the compared configuration). The card's run
+# stopped at epoch 11 of this 16-epoch schedule under the earlier selection rule;
+# its epoch-11 checkpoint was bundled.
 "$bin" train "${common[@]}" --encoder mobilenet-v2 --blocks 17 --pretrained "$tflite" \
-  --size 224 --epochs 12 --patience 12 --backbone-lr 0.25 --out "$runs/mnv2-224"
+  --size 224 --epochs 16 --patience 5 --backbone-lr 0.25 --out "$runs/mnv2-224"
 for r in attn128 mnv2-224; do
-  "$bin" calibrate "$runs/$r" --operating-point youden
+  "$bin" calibrate "$runs/$r" --operating-point specificity:0.85
   "$bin" eval "$runs/$r" --markdown "$runs/$r/eval.md"
 done
-"$bin" bundle "$runs/attn128" --out "$runs/bundle-attn128" --id cxr-attn128-scratch-v2 \
+"$bin" bundle "$runs/attn128" --out "$model" \
   --parity-image samples/nih_00001638_000_normal.png
-"$bin" bundle "$runs/mnv2-224" --out "$model" \
+"$bin" bundle "$runs/mnv2-224" --out "$runs/bundle-mnv2-224" --id cxr-mnv2-224-v1 \
   --parity-image samples/nih_00001638_000_normal.png
-cp models/pretrained/mobilenet-v2-imagenet/LICENSE "$model/LICENSE-mobilenet-v2-weights"
 # The pixel-based frontal-chest check, fitted on this model's encoder (one-class:
 # the not-frontal films and photographs are only measured).
 photos="$runs/photographs"
@@ -48,9 +49,14 @@ python3 scripts/photographs.py "$photos"
 "$edge" consistency --model "$model" \
   --nih "$data/nih-cxr14" --reports "$data/iu-xray/ecgen-radiology" \
   --write --eval-out "$model/consistency-eval.json"
-# The findings on the test half, once, with intervals; and the from-scratch row.
+# The findings on the test half, once, with intervals; and the MobileNetV2 row
+# (its view check measured too, not shipped).
 "$edge" findings-eval --model "$model" --nih "$data/nih-cxr14" \
   --eval-out "$model/findings-eval.json"
-"$edge" findings-eval --model "$runs/bundle-attn128" --nih "$data/nih-cxr14" \
-  --eval-out "$model/findings-eval-from-scratch.json"
+"$edge" findings-eval --model "$runs/bundle-mnv2-224" --nih "$data/nih-cxr14" \
+  --eval-out "$model/findings-eval-mobilenet-v2.json"
+"$edge" view-check --model "$runs/bundle-mnv2-224" \
+  --nih "$data/nih-cxr14" --not-frontal "$data/not-frontal-chest" \
+  --extra "$photos/photograph_grey" --extra "$photos/photograph_colour" \
+  --write --eval-out "$model/view-check-eval-mobilenet-v2.json"
 "$bin" plot-reliability "$model/findings-eval.json" --out "$model/reliability-test.png"

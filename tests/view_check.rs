@@ -12,7 +12,7 @@ fn root() -> PathBuf {
 
 /// The shipped default model, with the check fitted on the real NIH films.
 fn default_model() -> PathBuf {
-    root().join("models/cxr-mnv2-224-v1")
+    root().join("models/cxr-attn128-v2")
 }
 
 fn cxr(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {

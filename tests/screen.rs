@@ -354,10 +354,13 @@ fn every_result_says_what_it_is_and_refusals_show_no_result() {
         if s.state == ScreenState::Result {
             assert!(colour.contains(screen::DISCLAIMER), "{name}: {colour}");
             assert!(mono.contains(screen::DISCLAIMER_SHORT), "{name}: {mono}");
-            assert!(
-                colour.contains("MODEL SCORE") || s.labels.is_empty(),
-                "{name}"
-            );
+            // The numbers are named as what they are.
+            let heading = if s.calibrated {
+                "PROBABILITY"
+            } else {
+                "MODEL SCORE"
+            };
+            assert!(colour.contains(heading) || s.labels.is_empty(), "{name}");
         } else {
             assert!(
                 colour.is_empty() && mono.is_empty(),

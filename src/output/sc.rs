@@ -6,7 +6,6 @@
 
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::{tags, uids};
-use dicom_object::meta::FileMetaTableBuilder;
 use dicom_object::InMemDicomObject;
 
 use super::{derived_uid, sr, OutputError};
@@ -114,11 +113,5 @@ pub fn to_bytes(
         VR::OB,
         PrimitiveValue::from(screen.as_raw().clone()),
     ));
-    let file = o
-        .with_meta(FileMetaTableBuilder::new().transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN))
-        .map_err(|e| err(format!("file meta: {e}")))?;
-    let mut bytes = Vec::new();
-    file.write_all(&mut bytes)
-        .map_err(|e| err(format!("encoding: {e}")))?;
-    Ok(bytes)
+    super::sr::part10(o, err)
 }

@@ -184,7 +184,16 @@ pub fn to_bytes(
         key: report.study.instance_key.clone(),
         reason,
     };
-    let file = build(report, source)?
+    part10(build(report, source)?, err)
+}
+
+/// `o` as a DICOM Part 10 file (preamble, file meta, explicit VR little
+/// endian); `err` names what failed.
+pub(super) fn part10(
+    o: InMemDicomObject,
+    err: impl Fn(String) -> OutputError,
+) -> Result<Vec<u8>, OutputError> {
+    let file = o
         .with_meta(FileMetaTableBuilder::new().transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN))
         .map_err(|e| err(format!("file meta: {e}")))?;
     let mut bytes = Vec::new();

@@ -51,8 +51,23 @@ enum Command {
     FindingsEval(cli::findings_eval::Args),
 }
 
+/// Commands that print to a terminal or a pipe end quietly when the reader goes
+/// away (`cxr-edge info | head`), as Unix tools do, instead of panicking on the
+/// failed write. `serve` keeps Rust's default (SIGPIPE ignored): a peer closing
+/// its socket must be an error there, never the end of the unit.
+fn restore_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: called once at start-up, before any thread exists; SIG_DFL installs
+    // no handler code.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
 fn run() -> anyhow::Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        restore_sigpipe();
+    }
+    match cli.command {
         Command::Report(args) => cli::report::run(args),
         Command::Info(args) => cli::info::info(args),
         Command::Compile(args) => cli::info::compile(args),

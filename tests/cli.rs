@@ -569,3 +569,21 @@ fn bench_model_sets_artefacts_and_runtimes_side_by_side() {
         );
     }
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    // `cxr-edge info | head -0`: the pipe is closed before anything is written.
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = crate::util::own_binary(env!("CARGO_BIN_EXE_cxr-edge"))
+        .args([std::ffi::OsStr::new("info"), tiny().as_os_str()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    // Ended by SIGPIPE, as `cat` or `grep` would be.
+    assert_eq!(out.status.signal(), Some(13), "{:?}: {err}", out.status);
+}

@@ -60,3 +60,15 @@ python3 scripts/photographs.py "$photos"
   --extra "$photos/photograph_grey" --extra "$photos/photograph_colour" \
   --write --eval-out "$model/view-check-eval-mobilenet-v2.json"
 "$bin" plot-reliability "$model/findings-eval.json" --out "$model/reliability-test.png"
+# Every epoch's validation AUROC and time of the compared runs, for the model card.
+python3 - "$runs" "$model/training-runs.json" <<'PY'
+import json, sys
+runs, out = sys.argv[1], sys.argv[2]
+doc = {}
+for r in ["attn128", "mnv2-224"]:
+    history = json.load(open(f"{runs}/{r}/metrics.json"))
+    doc[r] = {"epochs": [{"epoch": e["epoch"], "val_mean_auroc": round(e["val"]["mean_auroc"], 4),
+                          "seconds": round(e["seconds"], 1), "train_loss": round(e["train_loss"], 4)}
+                         for e in history]}
+json.dump(doc, open(out, "w"), indent=1)
+PY

@@ -53,13 +53,16 @@ pub fn run(a: Args) -> Result<()> {
         .exists()
         .then(|| read_json(&best.join("calibration.json")))
         .transpose()?;
-    let calibration_of = |o: &Observation| -> Option<cxr_edge::calibration::Calibration> {
-        let v = calibration
-            .as_ref()?
-            .get("observations")?
-            .get(o.key())?
-            .get("calibration")?;
-        serde_json::from_value(v.clone()).ok()
+    // A calibration file that does not parse is an error, not a bundle without
+    // calibration.
+    let calibration_of = |o: &Observation| -> Result<Option<cxr_edge::calibration::Calibration>> {
+        let Some(c) = &calibration else {
+            return Ok(None);
+        };
+        let v = c["observations"][o.key()]["calibration"].clone();
+        serde_json::from_value(v)
+            .map(Some)
+            .with_context(|| format!("{}/calibration.json: {}", best.display(), o.key()))
     };
     let provenance = std::fs::read_to_string(best.join("provenance.txt")).unwrap_or_default();
     let id =
@@ -68,20 +71,18 @@ pub fn run(a: Args) -> Result<()> {
             .context("no model id")?;
     let mut opts = BuildOptions::new(id, Vocab::BOS, Vocab::EOS);
     opts.preprocess = cfg.preprocess.clone();
-    opts.thresholds = Observation::ALL
-        .iter()
-        .filter_map(|o| {
-            thresholds
-                .get(o.key())
-                .and_then(|v| v.as_f64())
-                .map(|t| ObservationThreshold {
-                    observation: *o,
-                    threshold: t as f32,
-                    calibration: calibration_of(o),
-                    definite: None,
-                })
-        })
-        .collect();
+    let mut chosen = Vec::new();
+    for o in Observation::ALL {
+        if let Some(t) = thresholds.get(o.key()).and_then(|v| v.as_f64()) {
+            chosen.push(ObservationThreshold {
+                observation: o,
+                threshold: t as f32,
+                calibration: calibration_of(&o)?,
+                definite: None,
+            });
+        }
+    }
+    opts.thresholds = chosen;
     opts.provenance = serde_json::json!({
         "pairs": provenance,
         "data": cfg.data,
@@ -111,6 +112,13 @@ pub fn run(a: Args) -> Result<()> {
         anyhow::bail!("--int8-for needs --calibrate N (an int8 artefact)");
     }
     let b = bundle::build(&best, &best.join("vocab.json"), &opts, &a.out)?;
+    // How each calibration was chosen (out-of-fold log loss per method), for the
+    // model card.
+    if calibration.is_some() {
+        let to = a.out.join("calibration-choice.json");
+        std::fs::copy(best.join("calibration.json"), &to)
+            .with_context(|| format!("writing {}", to.display()))?;
+    }
     println!("{}", b.describe());
     Ok(())
 }

@@ -162,3 +162,80 @@ fn a_file_that_is_not_mobilenet_is_refused_by_name() {
     let e = format!("{:#}", crate::tflite::read(bad).unwrap_err());
     assert!(e.contains("garbage.tflite"), "{e}");
 }
+
+/// `--freeze-blocks` keeps the stem and the first blocks as loaded, and
+/// `--detach-text` keeps the text loss from reaching the encoder at all.
+#[test]
+fn frozen_blocks_and_a_detached_text_loss_leave_the_encoder_alone() {
+    use crate::model::{CxrModel, Mode};
+    use cxr_edge::model_config::EncoderKind;
+    use cxr_edge::{DecoderKind, ModelConfig};
+    use tch::nn::OptimizerConfig;
+
+    tch::manual_seed(3);
+    let cfg = ModelConfig {
+        input_size: 32,
+        encoder: EncoderKind::MobileNetV2 { blocks: 3 },
+        channels: Vec::new(),
+        decoder: DecoderKind::Attention,
+        embed_dim: 8,
+        hidden: 16,
+        attn_dim: 8,
+        vocab_size: 12,
+        max_len: 6,
+        findings_conditioned: false,
+    };
+    let images = Tensor::rand([2, 1, 32, 32], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let tokens = Tensor::from_slice(&[1i64, 5, 6, 2, 1, 7, 2, 0]).view([2, 4]);
+    let labels = Tensor::ones([2, 10], (Kind::Float, Device::Cpu));
+    let snapshot = |vs: &nn::VarStore, name: &str| vs.variables()[name].copy();
+
+    // Frozen: after a step on both losses, the stem and block 0 are unchanged,
+    // block 1 moved.
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = CxrModel::new(&vs.root(), &cfg, 0.0);
+    model.freeze_backbone_prefix(1);
+    let (stem, b0, b1) = (
+        snapshot(&vs, "enc.mb.stem.weight"),
+        snapshot(&vs, "enc.mb.b0.dw.weight"),
+        snapshot(&vs, "enc.mb.b1.dw.weight"),
+    );
+    let mut opt = nn::AdamW::default().build(&vs, 1e-2).unwrap();
+    let enc = model.encode(&images, Mode::Train);
+    let loss = model.text_loss(&enc, &tokens, Mode::Train)
+        + enc.findings.binary_cross_entropy_with_logits::<&Tensor>(
+            &labels,
+            None,
+            None,
+            tch::Reduction::Mean,
+        );
+    opt.backward_step(&loss);
+    let moved = |before: &Tensor, name: &str| {
+        (before - &vs.variables()[name])
+            .abs()
+            .max()
+            .double_value(&[])
+            > 0.0
+    };
+    assert!(!moved(&stem, "enc.mb.stem.weight"));
+    assert!(!moved(&b0, "enc.mb.b0.dw.weight"));
+    assert!(moved(&b1, "enc.mb.b1.dw.weight"));
+
+    // Detached: the text loss alone gives the encoder no gradient, the decoder one.
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut model = CxrModel::new(&vs.root(), &cfg, 0.0);
+    model.detach_text = true;
+    let enc = model.encode(&images, Mode::Train);
+    model.text_loss(&enc, &tokens, Mode::Train).backward();
+    let vars = vs.variables();
+    let grad_norm = |name: &str| {
+        let g = vars[name].grad();
+        if g.defined() {
+            g.abs().sum(Kind::Float).double_value(&[])
+        } else {
+            0.0
+        }
+    };
+    assert_eq!(grad_norm("enc.mb.b2.project.weight"), 0.0);
+    assert!(grad_norm("dec.gru_hh.weight") > 0.0);
+}

@@ -379,8 +379,13 @@ impl Reporter {
                 }
             })
             .collect();
-        let impression =
-            crate::impression::compose(&generated, &findings, &self.definite, self.bank.as_ref());
+        let impression = crate::impression::compose(
+            &generated,
+            &findings,
+            &self.definite,
+            self.bank.as_ref(),
+            film_digest(&tensor),
+        );
         tracing::debug!(input, generated, source = ?impression.source, "impression");
         let side = self.model.grid_side();
         let heatmap = match self.model.decoder {
@@ -482,6 +487,19 @@ fn ms(since: Instant) -> f64 {
 }
 
 /// The current UTC time as RFC 3339 with milliseconds.
+/// A digest of the film as the model saw it (the first eight bytes of the
+/// SHA-256 of the input tensor): the same film always gets the same wording.
+fn film_digest(tensor: &[f32]) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for v in tensor {
+        hasher.update(v.to_le_bytes());
+    }
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hasher.finalize()[..8]);
+    u64::from_le_bytes(first)
+}
+
 pub fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
     let now = now

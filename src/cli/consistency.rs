@@ -46,6 +46,10 @@ pub struct Args {
     /// references, picked as the trainer's validation does.
     #[arg(long)]
     pub reports: Option<PathBuf>,
+    /// Write one JSON line per held-out film (its group, labels, flags, the
+    /// decoder's text and the shown impression) here, for review.
+    #[arg(long)]
+    pub dump: Option<PathBuf>,
     /// Words a reference keeps (the trainer's `max_words`).
     #[arg(long, default_value_t = 38)]
     pub max_words: usize,
@@ -134,7 +138,16 @@ struct GroupEval {
     /// Text metrics against findings-matched references (with `--reports`).
     generated_text: Option<metrics::Scores>,
     shown_text: Option<metrics::Scores>,
+    /// The decoder's text with its side words removed (what it would score if
+    /// it invented no laterality), to tell that cost from the rest.
+    generated_without_sides_text: Option<metrics::Scores>,
+    /// Shown minus decoder text on the same films, with film-bootstrap 95 %
+    /// intervals ([`metrics::paired_differences`]).
+    shown_minus_generated: Option<metrics::Differences>,
     composed_share: f64,
+    /// Films whose shown impression names a side (left, right, bilateral, …):
+    /// nothing in the model supports one, so this must stay 0.
+    sided: usize,
     distinct_impressions: usize,
     commonest_impression: String,
     commonest_share: f64,
@@ -156,6 +169,21 @@ fn evaluate(reads: &[Read], group: Holdout, refs: Option<&[String]>) -> anyhow::
         let references: Vec<String> = picked.iter().filter_map(|(_, t)| t.cloned()).collect();
         Ok(Some(metrics::evaluate(&candidates, &references)?))
     };
+    let differences = match refs {
+        Some(_) => {
+            let shown: Vec<String> = rs.iter().map(|r| r.shown.clone()).collect();
+            let generated: Vec<String> = rs.iter().map(|r| r.generated.clone()).collect();
+            let references: Vec<String> = picked.iter().filter_map(|(_, t)| t.cloned()).collect();
+            Some(metrics::paired_differences(
+                &shown,
+                &generated,
+                &references,
+                TEXT_RESAMPLES,
+                11,
+            )?)
+        }
+        None => None,
+    };
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for r in &rs {
         *counts.entry(r.shown.as_str()).or_default() += 1;
@@ -172,7 +200,13 @@ fn evaluate(reads: &[Read], group: Holdout, refs: Option<&[String]>) -> anyhow::
         shown: agreement(&rs, |r| &r.shown_raised),
         generated_text: score(&|r| r.generated.clone())?,
         shown_text: score(&|r| r.shown.clone())?,
+        generated_without_sides_text: score(&|r| impression::without_sides(&r.generated))?,
+        shown_minus_generated: differences,
         composed_share: rs.iter().filter(|r| r.composed).count() as f64 / films,
+        sided: rs
+            .iter()
+            .filter(|r| impression::names_a_side(&r.shown))
+            .count(),
         distinct_impressions: counts.len(),
         commonest_impression: commonest,
         commonest_share: n as f64 / films,
@@ -250,6 +284,13 @@ fn references(args: &Args, reads: &[Read]) -> anyhow::Result<Option<Vec<String>>
             .collect(),
     ))
 }
+
+/// Film resamples for the intervals of the text-metric differences.
+const TEXT_RESAMPLES: usize = 500;
+
+/// The largest share of validation films the commonest normal impression may
+/// be drawn for (the aim on test films is 25 %; the margin is for sampling).
+const COMMONEST_AIM: f64 = 0.2;
 
 /// Fewest validation films a band's precision may rest on.
 const MIN_BAND_FILMS: usize = 5;
@@ -343,7 +384,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let path = dir.join(cxr_edge::bundle::MANIFEST);
         std::fs::write(&path, serde_json::to_vec_pretty(&manifest)?)
             .with_context(|| format!("writing {}", path.display()))?;
-        if let Some(bank) = sentence_bank(&args)? {
+        if let Some(mut bank) = sentence_bank(&args)? {
+            let val: Vec<&Read> = reads
+                .iter()
+                .filter(|r| r.group == Holdout::Validation)
+                .collect();
+            let clear = val.iter().filter(|r| r.flagged.is_empty()).count();
+            bank.choose_normal_draw(clear as f64 / val.len().max(1) as f64, COMMONEST_AIM);
             cxr_edge::bundle::attach_impression_bank(&dir, &bank)?;
         }
         reporter = open()?;
@@ -363,11 +410,39 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ],
     };
     print(&eval);
+    if let Some(path) = &args.dump {
+        dump(path, &reads, refs.as_deref())?;
+    }
     if let Some(path) = &args.eval_out {
         std::fs::write(path, serde_json::to_vec_pretty(&eval)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// One JSON line per film.
+fn dump(path: &std::path::Path, reads: &[Read], refs: Option<&[String]>) -> anyhow::Result<()> {
+    let keys = |os: &[Observation]| os.iter().map(|o| o.key()).collect::<Vec<_>>();
+    let mut out = String::new();
+    for (i, r) in reads.iter().enumerate() {
+        let labelled: Vec<Observation> = Observation::FINDINGS
+            .into_iter()
+            .filter(|o| r.labels[o.index()])
+            .collect();
+        let line = serde_json::json!({
+            "group": r.group,
+            "labels": keys(&labelled),
+            "flagged": keys(&r.flagged),
+            "generated": r.generated,
+            "shown": r.shown,
+            "shown_raises": keys(&r.shown_raised),
+            "composed": r.composed,
+            "reference": refs.map(|refs| &refs[i]),
+        });
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
 
 fn print(eval: &Evaluation) {
@@ -383,7 +458,7 @@ fn print(eval: &Evaluation) {
     }
     for g in &eval.groups {
         println!(
-            "{:?}: {} films; decoder text agrees on {:.1} % of films ({:.1} % of cells); shown impression {:.1} % ({:.1} %); composed {:.1} %; {} distinct, commonest {:.1} %: {:?}",
+            "{:?}: {} films; decoder text agrees on {:.1} % of films ({:.1} % of cells); shown impression {:.1} % ({:.1} %); composed {:.1} %; naming a side {}; {} distinct, commonest {:.1} %: {:?}",
             g.group,
             g.shown.films,
             g.generated.film_rate * 100.0,
@@ -391,6 +466,7 @@ fn print(eval: &Evaluation) {
             g.shown.film_rate * 100.0,
             g.shown.cell_rate * 100.0,
             g.composed_share * 100.0,
+            g.sided,
             g.distinct_impressions,
             g.commonest_share * 100.0,
             g.commonest_impression
@@ -399,6 +475,22 @@ fn print(eval: &Evaluation) {
             println!(
                 "  vs findings-matched references: decoder text BLEU-1 {:.3} BLEU-4 {:.3} ROUGE-L {:.3} CIDEr-D {:.3}; shown BLEU-1 {:.3} BLEU-4 {:.3} ROUGE-L {:.3} CIDEr-D {:.3}",
                 a.bleu[0], a.bleu[3], a.rouge_l, a.cider_d, b.bleu[0], b.bleu[3], b.rouge_l, b.cider_d
+            );
+        }
+        if let Some(a) = &g.generated_without_sides_text {
+            println!(
+                "  decoder text without its side words: BLEU-1 {:.3} BLEU-4 {:.3} ROUGE-L {:.3} CIDEr-D {:.3}",
+                a.bleu[0], a.bleu[3], a.rouge_l, a.cider_d
+            );
+        }
+        if let Some(d) = &g.shown_minus_generated {
+            let i = |x: &metrics::Interval| format!("{:+.3} [{:+.3}, {:+.3}]", x.value, x.lo, x.hi);
+            println!(
+                "  shown − decoder (95 % film-bootstrap intervals): BLEU-1 {} BLEU-4 {} ROUGE-L {} CIDEr-D {}",
+                i(&d.bleu_1),
+                i(&d.bleu_4),
+                i(&d.rouge_l),
+                i(&d.cider_d)
             );
         }
     }

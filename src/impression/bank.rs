@@ -22,6 +22,10 @@ use crate::bundle::BundleError;
 use crate::labeller::{self, Mention};
 use crate::Observation;
 
+use super::consensus::Consensus;
+use super::wording::{tidy, Wording};
+use crate::corpus::pairing::Mask;
+
 /// The file name in a bundle.
 pub const FILE: &str = "impression_bank.json";
 
@@ -68,7 +72,8 @@ const UNSUPPORTED: [&str; 31] = [
 /// would state what the screen does not flag. The labeller's own list of other
 /// abnormalities ([`raises_more`]) catches some; these are the rest seen in the
 /// IU impressions.
-const OTHER: [&str; 55] = [
+const OTHER: [&str; 56] = [
+    "tb",
     "volumes",
     "volume",
     "carcinoma",
@@ -173,6 +178,47 @@ const UNFOUNDED: [&str; 36] = [
 pub struct Entry {
     pub text: String,
     pub count: u32,
+    /// How typical the wording is of training impressions stating the same
+    /// findings ([`Consensus::score`]); entries are ranked by it.
+    #[serde(default)]
+    pub consensus: f32,
+}
+
+/// Times a normal impression must have been written to be kept.
+pub const MIN_NORMAL_COUNT: u32 = 2;
+
+/// Normal impressions a film without flags draws from, until `cxr-edge
+/// consistency --write` chooses the number on validation films.
+pub const NORMAL_DRAW: usize = 5;
+
+/// The kept entries of one kind: ranked by consensus, then by count, at most [`KEEP`].
+fn ranked(m: BTreeMap<String, u32>, mask: Mask, consensus: &Consensus) -> Vec<Entry> {
+    let mut v: Vec<Entry> = m
+        .into_iter()
+        .map(|(text, count)| Entry {
+            consensus: consensus.score(&text, mask),
+            text,
+            count,
+        })
+        .collect();
+    v.sort_by(|a, b| {
+        b.consensus
+            .total_cmp(&a.consensus)
+            .then(b.count.cmp(&a.count))
+            .then(a.text.cmp(&b.text))
+    });
+    v.truncate(KEEP);
+    v
+}
+
+/// The findings a [`whole_key`] (or one finding's key) names, as a mask.
+fn key_mask(key: &str) -> Mask {
+    let names: Vec<&str> = key.split('+').map(|k| k.trim_end_matches('?')).collect();
+    Observation::FINDINGS
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| names.contains(&o.key()))
+        .fold(0, |m, (i, _)| m | (1 << i))
 }
 
 /// Sentences by finding key and band, and normal impressions.
@@ -185,9 +231,16 @@ pub struct SentenceBank {
     pub hedged: BTreeMap<String, Vec<Entry>>,
     /// Whole impressions that raise no finding.
     pub normal: Vec<Entry>,
+    /// How many of the first `normal` entries a film without flags draws from
+    /// ([`SentenceBank::draw_normal`]).
+    #[serde(default)]
+    pub normal_draw: usize,
     /// Whole impressions by what they raise ([`whole_key`]).
     #[serde(default)]
     pub whole: BTreeMap<String, Vec<Entry>>,
+    /// How the decoder's normalised texts are written.
+    #[serde(default)]
+    pub wording: Wording,
     /// Where the sentences came from (free text).
     #[serde(default)]
     pub provenance: String,
@@ -214,6 +267,23 @@ fn usable(text: &str) -> bool {
                 || OTHER.contains(&w.as_str())
                 || UNFOUNDED.contains(&w.as_str())
         })
+}
+
+/// Words that rule something out.
+const NEGATIONS: [&str; 7] = [
+    "no",
+    "not",
+    "without",
+    "negative",
+    "otherwise",
+    "free",
+    "nor",
+];
+
+/// Whether a sentence rules something out as well as stating its finding.
+fn negates(text: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_alphabetic())
+        .any(|w| NEGATIONS.contains(&w.to_ascii_lowercase().as_str()))
 }
 
 /// The one finding a sentence raises and how, if exactly one and nothing else.
@@ -274,20 +344,19 @@ fn reading(text: &str) -> Option<String> {
     (!other).then_some(key)
 }
 
-fn sentence_case(text: &str) -> String {
-    let lower = text.trim().to_lowercase();
-    super::readable(&lower)
-}
-
 impl SentenceBank {
     /// Build from impressions as written.
-    pub fn build<'a>(impressions: impl IntoIterator<Item = &'a str>, provenance: String) -> Self {
+    pub fn build<'a>(
+        impressions: impl IntoIterator<Item = &'a str> + Clone,
+        provenance: String,
+    ) -> Self {
         let mut definite: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
         let mut hedged: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
         let mut normal: BTreeMap<String, u32> = BTreeMap::new();
         let mut wholes: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
+        let impressions_again = impressions.clone();
         for imp in impressions {
-            let whole = sentence_case(imp);
+            let whole = tidy(imp);
             if !whole.is_empty() && usable(&whole) {
                 match reading(&whole) {
                     Some(key) if key.is_empty() => *normal.entry(whole).or_default() += 1,
@@ -296,32 +365,44 @@ impl SentenceBank {
                 }
             }
             for s in crate::text::split_sentences(imp) {
-                let s = sentence_case(&s);
+                let s = tidy(&s);
                 if !usable(&s) {
                     continue;
                 }
                 let into = match single_finding(&s) {
                     Some((o, Mention::Positive)) => definite.entry(o.key().to_string()),
-                    Some((o, Mention::Uncertain)) => hedged.entry(o.key().to_string()),
+                    // "Vascular congestion without overt edema" is read as
+                    // uncertain, but a reader hears "no edema": a hedge
+                    // must not rule its finding out.
+                    Some((o, Mention::Uncertain)) if !negates(&s) => {
+                        hedged.entry(o.key().to_string())
+                    }
                     _ => continue,
                 };
                 *into.or_default().entry(s).or_default() += 1;
             }
         }
-        let top = |m: BTreeMap<String, u32>| {
-            let mut v: Vec<Entry> = m
-                .into_iter()
-                .map(|(text, count)| Entry { text, count })
-                .collect();
-            v.sort_by(|a, b| b.count.cmp(&a.count).then(a.text.cmp(&b.text)));
-            v.truncate(KEEP);
-            v
+        let consensus = Consensus::build(impressions_again.clone());
+        let top = |m: BTreeMap<String, u32>, key: &str| ranked(m, key_mask(key), &consensus);
+        let by_key = |m: BTreeMap<String, BTreeMap<String, u32>>| {
+            m.into_iter()
+                .map(|(k, m)| {
+                    let v = top(m, &k);
+                    (k, v)
+                })
+                .collect()
         };
+        // A wording written once ("No acute acute cardiopulmonary disease.") is
+        // as likely a slip as a style: films without flags draw from the rest.
+        normal.retain(|_, n| *n >= MIN_NORMAL_COUNT);
+        let normal = top(normal, "");
         SentenceBank {
-            definite: definite.into_iter().map(|(k, m)| (k, top(m))).collect(),
-            hedged: hedged.into_iter().map(|(k, m)| (k, top(m))).collect(),
-            normal: top(normal),
-            whole: wholes.into_iter().map(|(k, m)| (k, top(m))).collect(),
+            wording: Wording::build(impressions_again),
+            definite: by_key(definite),
+            hedged: by_key(hedged),
+            normal_draw: normal.len().min(NORMAL_DRAW),
+            normal,
+            whole: by_key(wholes),
             provenance,
         }
     }
@@ -336,6 +417,23 @@ impl SentenceBank {
             path: path.to_owned(),
             message: format!("not a valid impression bank: {e}"),
         })
+    }
+
+    /// Choose [`Self::normal_draw`]: the fewest normal impressions such that,
+    /// when `normal_share` of the films carry no flag, the commonest of them
+    /// is drawn for at most `most` of all films.
+    pub fn choose_normal_draw(&mut self, normal_share: f64, most: f64) {
+        let mut total = 0u64;
+        let mut largest = 0u64;
+        self.normal_draw = self.normal.len();
+        for (k, e) in self.normal.iter().enumerate() {
+            total += u64::from(e.count);
+            largest = largest.max(u64::from(e.count));
+            if normal_share * largest as f64 / total as f64 <= most {
+                self.normal_draw = k + 1;
+                break;
+            }
+        }
     }
 
     /// The entries for one finding and band (`None`: normal impressions).
@@ -353,10 +451,52 @@ impl SentenceBank {
         closest(self.whole.get(key).map_or(&[], Vec::as_slice), like)
     }
 
+    /// A normal impression drawn by `seed` among the first [`Self::normal_draw`]
+    /// in proportion to how often each was written, so films without flags read the way radiologists vary their
+    /// wording instead of all reading the commonest one; the same seed (the
+    /// same film) always draws the same text.
+    pub fn draw_normal(&self, seed: u64) -> Option<&str> {
+        let pool = &self.normal[..self.normal_draw.max(1).min(self.normal.len())];
+        let total: u64 = pool.iter().map(|e| u64::from(e.count)).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut at = seed % total;
+        for e in pool {
+            let n = u64::from(e.count);
+            if at < n {
+                return Some(&e.text);
+            }
+            at -= n;
+        }
+        None
+    }
+
     /// The entry closest in wording to `like` (most shared words), ties to the
     /// most frequent.
-    pub fn pick(&self, o: Option<Observation>, hedged: bool, like: &str) -> Option<&str> {
-        closest(self.entries(o, hedged), like)
+    ///
+    /// Beside other findings (`alone` false) a sentence that also rules
+    /// something out ("Cardiomegaly without acute disease.") would contradict
+    /// its neighbours, so only sentences without a negation are picked.
+    pub fn pick(
+        &self,
+        o: Option<Observation>,
+        hedged: bool,
+        like: &str,
+        alone: bool,
+    ) -> Option<&str> {
+        let entries = self.entries(o, hedged);
+        if alone {
+            return closest(entries, like);
+        }
+        let plain: Vec<Entry> = entries
+            .iter()
+            .filter(|e| !negates(&e.text))
+            .cloned()
+            .collect();
+        closest(&plain, like)
+            .and_then(|t| entries.iter().find(|e| e.text == t))
+            .map(|e| e.text.as_str())
     }
 }
 
@@ -397,6 +537,8 @@ mod tests {
                 "Right pneumonia.",
                 "Stable cardiomegaly.",
                 "No acute cardiopulmonary abnormality.",
+                "No acute cardiopulmonary abnormality. .",
+                "No acute acute abnormality.",
                 "Cardiomegaly with pulmonary edema.",
                 "XXXX opacity.",
             ],
@@ -421,7 +563,13 @@ mod tests {
         ] {
             assert!(bank.entries(Some(o), hedged).is_empty(), "{o:?}");
         }
-        assert_eq!(bank.normal[0].text, "No acute cardiopulmonary abnormality.");
+        // Tidied alike and counted together; a wording written once is left out.
+        let normal: Vec<(&str, u32)> = bank
+            .normal
+            .iter()
+            .map(|e| (e.text.as_str(), e.count))
+            .collect();
+        assert_eq!(normal, [("No acute cardiopulmonary abnormality.", 2)]);
         // Whole impressions by what they state; the numbered one has digits.
         assert_eq!(
             bank.pick_whole("cardiomegaly", ""),
@@ -437,7 +585,7 @@ mod tests {
         ]);
         assert_eq!(key, "cardiomegaly+pleural_effusion?");
         assert_eq!(
-            bank.pick(None, false, "no acute disease"),
+            bank.pick(None, false, "no acute disease", true),
             Some("No acute cardiopulmonary abnormality.")
         );
     }
@@ -455,10 +603,43 @@ mod tests {
         );
         let o = Some(Observation::Cardiomegaly);
         assert_eq!(
-            bank.pick(o, false, "heart is present"),
+            bank.pick(o, false, "heart is present", true),
             Some("Cardiomegaly is present.")
         );
-        assert_eq!(bank.pick(o, false, "nothing alike"), Some("Cardiomegaly."));
-        assert_eq!(bank.pick(Some(Observation::Edema), false, ""), None);
+        assert_eq!(
+            bank.pick(o, false, "nothing alike", true),
+            Some("Cardiomegaly.")
+        );
+        assert_eq!(bank.pick(Some(Observation::Edema), false, "", true), None);
+    }
+
+    #[test]
+    fn negations_stay_out_of_hedges_and_out_of_company() {
+        let bank = SentenceBank::build(
+            [
+                "Cardiomegaly without acute disease.",
+                "Cardiomegaly without acute disease.",
+                "Cardiomegaly.",
+                "Vascular congestion without overt pulmonary edema.",
+                "Findings may be secondary to pulmonary edema.",
+            ],
+            String::new(),
+        );
+        let o = Some(Observation::Cardiomegaly);
+        // Alone, the sentence may rule out the rest; beside other findings not.
+        assert_eq!(
+            bank.pick(o, false, "cardiomegaly without acute disease", true),
+            Some("Cardiomegaly without acute disease.")
+        );
+        assert_eq!(
+            bank.pick(o, false, "cardiomegaly without acute disease", false),
+            Some("Cardiomegaly.")
+        );
+        let edema: Vec<&str> = bank
+            .entries(Some(Observation::Edema), true)
+            .iter()
+            .map(|e| e.text.as_str())
+            .collect();
+        assert_eq!(edema, ["Findings may be secondary to pulmonary edema."]);
     }
 }

@@ -2,25 +2,34 @@
 //!
 //! The decoder writes free text; the findings head flags observations. A
 //! clinician reads both side by side, so the text may not state a finding that
-//! is not flagged, nor leave out one that is. [`compose`] keeps the decoder's
-//! text only when the project's labeller ([`crate::labeller`]) reads exactly the
-//! flagged findings in it and it names no side (the flags carry no laterality,
-//! so a side in generated text is invented). Otherwise the impression is
-//! composed from the flags: one sentence per flagged finding, highest score
-//! first, worded by confidence band: definite at or above the finding's
-//! `definite` score (chosen on validation films, see `cxr-edge consistency`),
-//! hedged ("possible", "cannot exclude") between the threshold and that score,
-//! and hedged throughout when no band was chosen, so the text never claims more
-//! certainty than the validation films support. A film with no flag reads as
-//! normal. Each sentence comes from the bundle's [`SentenceBank`] of real
-//! impressions where it has one for that finding and band (the one closest in
-//! wording to the decoder's text), else from a fixed phrase ([`sentence`]); the
-//! result is read back, and a composition the labeller does not read as
-//! exactly the flags (in their bands) falls back to the fixed phrases.
+//! is not flagged, nor leave out one that is. [`compose`] decides, in order:
+//! - a film without flags reads a normal impression of real IU reports, drawn
+//!   by a digest of the film among the most typical ones in proportion to how
+//!   often each was written ([`SentenceBank::draw_normal`]): the same film
+//!   always reads the same, and films do not all read the one commonest phrase;
+//! - the decoder's text, when the project's labeller ([`crate::labeller`])
+//!   reads exactly the flagged findings in it, it names no side (the flags
+//!   carry no laterality, so a side in generated text is invented), nothing
+//!   flagged needs hedging, and it lost no number to the normalisation
+//!   ([`Wording::show`], which also restores how it was written);
+//! - otherwise an impression composed from the flags: a whole real impression
+//!   stating exactly them, else one sentence per flagged finding, highest
+//!   score first, from the bundle's [`SentenceBank`] (ranked by how typical
+//!   each wording is, [`consensus`], and picked by closeness to the decoder's
+//!   words), else a fixed phrase ([`sentence`]). Sentences are worded by
+//!   confidence band: definite at or above the finding's `definite` score
+//!   (chosen on validation films, see `cxr-edge consistency`), hedged
+//!   ("possible", "cannot exclude") between the threshold and that score, and
+//!   hedged throughout when no band was chosen. The result is read back, and a
+//!   composition the labeller does not read as exactly the flags (in their
+//!   bands) falls back to the fixed phrases.
 
 pub mod bank;
+pub mod consensus;
+pub mod wording;
 
 pub use bank::SentenceBank;
+pub use wording::{tidy, Wording};
 
 use crate::labeller::{self, Mention};
 use crate::report::Finding;
@@ -63,8 +72,9 @@ fn flagged(findings: &[Finding]) -> Vec<Observation> {
         .collect()
 }
 
-/// Side words the flags cannot support.
-const SIDES: [&str; 8] = [
+/// Side words the flags cannot support ("rightsided" is how the seed
+/// normalisation writes "right-sided").
+const SIDES: [&str; 10] = [
     "left",
     "right",
     "bilateral",
@@ -73,30 +83,49 @@ const SIDES: [&str; 8] = [
     "lt",
     "rt",
     "both",
+    "rightsided",
+    "leftsided",
 ];
 
-fn names_a_side(text: &str) -> bool {
+/// `text` with every side word left out (for measuring what invented sides
+/// are worth to the text metrics).
+pub fn without_sides(text: &str) -> String {
+    text.split_whitespace()
+        .filter(|w| !names_a_side(w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether a text names a side.
+pub fn names_a_side(text: &str) -> bool {
     text.split(|c: char| !c.is_ascii_alphabetic())
         .any(|w| SIDES.contains(&w.to_ascii_lowercase().as_str()))
 }
 
 /// The impression for these findings; `definite[o]` is the score from which a
-/// flagged finding is stated without hedging (`None`: always hedged).
+/// flagged finding is stated without hedging (`None`: always hedged). `seed`
+/// is a digest of the film: a film without flags reads a normal impression
+/// drawn by it from the bank ([`SentenceBank::draw_normal`]).
 pub fn compose(
     model_text: &str,
     findings: &[Finding],
     definite: &[Option<f32>; Observation::COUNT],
     bank: Option<&SentenceBank>,
+    seed: u64,
 ) -> Impression {
     let flags = flagged(findings);
-    let hedged_any = findings.iter().any(|f| f.flagged && is_hedged(f, definite));
-    if !model_text.trim().is_empty()
-        && !names_a_side(model_text)
-        && !hedged_any
-        && raised(model_text) == flags
+    if let Some(normal) = bank
+        .filter(|_| flags.is_empty())
+        .and_then(|b| b.draw_normal(seed))
     {
         return Impression {
-            text: readable(model_text),
+            text: normal.to_string(),
+            source: Source::Composed,
+        };
+    }
+    if let Some(text) = model_wording(model_text, findings, definite, bank) {
+        return Impression {
+            text,
             source: Source::Model,
         };
     }
@@ -125,10 +154,35 @@ pub fn compose(
     }
 }
 
+/// The decoder's text as shown, when it may be: it states exactly the flags,
+/// names no side, nothing flagged needs hedging, and (with a bank) it has not
+/// lost a number to the normalisation ([`Wording::show`]).
+fn model_wording(
+    model_text: &str,
+    findings: &[Finding],
+    definite: &[Option<f32>; Observation::COUNT],
+    bank: Option<&SentenceBank>,
+) -> Option<String> {
+    let hedged_any = findings.iter().any(|f| f.flagged && is_hedged(f, definite));
+    let usable = !model_text.trim().is_empty()
+        && !names_a_side(model_text)
+        && !hedged_any
+        && raised(model_text) == flagged(findings);
+    if !usable {
+        return None;
+    }
+    match bank {
+        Some(b) => b.wording.show(model_text),
+        None => Some(readable(model_text)),
+    }
+}
+
 /// One sentence per stated finding (from `bank` when it has one, else the
 /// fixed phrase), or a normal impression.
 fn write(stated: &[(Observation, bool, f32)], bank: Option<&SentenceBank>, like: &str) -> String {
-    let choose = |o: Option<Observation>, hedged: bool| bank.and_then(|b| b.pick(o, hedged, like));
+    let alone = stated.len() <= 1;
+    let choose =
+        |o: Option<Observation>, hedged: bool| bank.and_then(|b| b.pick(o, hedged, like, alone));
     if stated.is_empty() {
         return choose(None, false).unwrap_or(NORMAL).to_string();
     }
@@ -246,22 +300,29 @@ mod tests {
             &f,
             &ALL_DEFINITE,
             None,
+            0,
         );
         assert_eq!(kept.source, Source::Model);
         assert_eq!(kept.text, "Cardiomegaly without acute pulmonary disease.");
 
         // States an effusion nobody flagged, and misses nothing: composed.
-        let extra = compose("cardiomegaly and pleural effusion", &f, &ALL_DEFINITE, None);
+        let extra = compose(
+            "cardiomegaly and pleural effusion",
+            &f,
+            &ALL_DEFINITE,
+            None,
+            0,
+        );
         assert_eq!(
             (extra.source, extra.text.as_str()),
             (Source::Composed, "Cardiomegaly.")
         );
         // Reads "heart size normal" on a film flagged for cardiomegaly: composed.
-        let contradicts = compose("heart size normal lungs clear", &f, &ALL_DEFINITE, None);
+        let contradicts = compose("heart size normal lungs clear", &f, &ALL_DEFINITE, None, 0);
         assert_eq!(contradicts.text, "Cardiomegaly.");
         // A side the flags cannot support.
         let f = findings(&[(Observation::PleuralEffusion, 0.9)]);
-        let sided = compose("right pleural effusion", &f, &ALL_DEFINITE, None);
+        let sided = compose("right pleural effusion", &f, &ALL_DEFINITE, None, 0);
         assert_eq!(sided.text, "Pleural effusion.");
     }
 
@@ -272,7 +333,7 @@ mod tests {
             (Observation::Edema, 0.95),
             (Observation::Atelectasis, 0.7),
         ]);
-        let text = compose("", &f, &ALL_DEFINITE, None).text;
+        let text = compose("", &f, &ALL_DEFINITE, None, 0).text;
         assert_eq!(
             text,
             "Pulmonary edema. Possible atelectasis. Pneumonia cannot be excluded."
@@ -281,17 +342,26 @@ mod tests {
         // Without bands nothing is stated as definite, whatever the score.
         let none = [None; Observation::COUNT];
         assert_eq!(
-            compose("", &findings(&[(Observation::Edema, 0.99)]), &none, None).text,
+            compose("", &findings(&[(Observation::Edema, 0.99)]), &none, None, 0).text,
             "Possible pulmonary edema."
         );
         // No flag: normal, or the model's text when it raises nothing.
         let clear = findings(&[]);
-        assert_eq!(compose("", &clear, &none, None).text, NORMAL);
-        let model = compose("no acute cardiopulmonary process", &clear, &none, None);
+        assert_eq!(compose("", &clear, &none, None, 0).text, NORMAL);
+        let model = compose("no acute cardiopulmonary process", &clear, &none, None, 0);
         assert_eq!(
             (model.source, model.text.as_str()),
             (Source::Model, "No acute cardiopulmonary process.")
         );
+    }
+
+    #[test]
+    fn sides_are_found_and_left_out() {
+        let t = "small rightsided pneumothorax and left-sided effusion both lungs clear";
+        assert!(names_a_side(t));
+        let out = without_sides(t);
+        assert_eq!(out, "small pneumothorax and effusion lungs clear");
+        assert!(!names_a_side(&out));
     }
 
     #[test]
@@ -313,6 +383,7 @@ mod bank_tests {
                 "Heart is enlarged.",
                 "Possible pleural effusion.",
                 "No active disease.",
+                "No active disease.",
             ],
             String::new(),
         );
@@ -329,20 +400,54 @@ mod bank_tests {
         ];
         let mut definite = [None; Observation::COUNT];
         definite[Observation::Cardiomegaly.index()] = Some(0.8);
-        let out = compose("heart normal", &findings, &definite, Some(&bank));
+        let out = compose("heart normal", &findings, &definite, Some(&bank), 0);
         assert_eq!(out.text, "Heart is enlarged. Possible pleural effusion.");
         assert!(agrees(&out.text, &findings));
         // No hedged edema sentence in the bank: the fixed phrase.
         let edema = vec![f(Observation::Edema, 0.7)];
         assert_eq!(
-            compose("", &edema, &definite, Some(&bank)).text,
+            compose("", &edema, &definite, Some(&bank), 0).text,
             "Possible pulmonary edema."
         );
         // No flags: a normal impression from the bank.
         let clear = vec![f(Observation::Edema, 0.1)];
         assert_eq!(
-            compose("lungs clear right effusion", &clear, &definite, Some(&bank)).text,
+            compose(
+                "lungs clear right effusion",
+                &clear,
+                &definite,
+                Some(&bank),
+                0
+            )
+            .text,
             "No active disease."
+        );
+    }
+
+    #[test]
+    fn films_without_flags_draw_normal_wordings_by_frequency_and_seed() {
+        let mut written = vec!["No acute disease."; 3];
+        written.extend(["Normal chest."; 2]);
+        let bank = SentenceBank::build(written, String::new());
+        let clear = vec![Finding {
+            observation: Observation::Edema,
+            score: 0.1,
+            threshold: 0.5,
+            flagged: false,
+            probability: None,
+        }];
+        let none = [None; Observation::COUNT];
+        // Three in five seeds draw the wording written three times in five.
+        let drawn: Vec<String> = (0..10u64)
+            .map(|seed| compose("", &clear, &none, Some(&bank), seed).text)
+            .collect();
+        let common = drawn.iter().filter(|t| *t == "No acute disease.").count();
+        assert_eq!((common, drawn.len() - common), (6, 4), "{drawn:?}");
+        assert!(drawn.iter().all(|t| agrees(t, &clear)));
+        // The same film always reads the same.
+        assert_eq!(
+            compose("", &clear, &none, Some(&bank), 5).text,
+            compose("anything", &clear, &none, Some(&bank), 5).text
         );
     }
 }

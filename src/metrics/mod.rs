@@ -21,6 +21,7 @@ mod auroc;
 pub mod bleu;
 pub mod cider;
 pub mod clinical;
+mod paired;
 mod report;
 pub mod rouge;
 
@@ -36,6 +37,7 @@ pub use clinical::{
     read_labels_csv, ClinicalScores, FindingMentions, ObservationScore, Prf, ReferenceSource,
     UncertainPolicy,
 };
+pub use paired::{paired_differences, Differences};
 pub use report::markdown_table;
 
 /// Errors of the metrics module; each names the offending input.

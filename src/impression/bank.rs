@@ -269,6 +269,41 @@ fn usable(text: &str) -> bool {
         })
 }
 
+/// The words any reader, or any keyword labeller, takes for each finding (in
+/// `Observation::FINDINGS` order): a bank sentence must name its finding with
+/// one, so that "Heart appears prominent." or "Interstitial prominence.",
+/// which the project's labeller reads as cardiomegaly and opacity, are not
+/// what a clinician or another labeller has to interpret.
+const PLAIN_NAMES: [(&str, &[&str]); 9] = [
+    ("cardiomegaly", &["cardiomegaly", "enlarged", "enlargement"]),
+    (
+        "lung_opacity",
+        &["opacity", "opacities", "infiltrate", "infiltrates"],
+    ),
+    ("lung_lesion", &["nodule", "nodules", "mass", "masses"]),
+    ("edema", &["edema"]),
+    ("consolidation", &["consolidation"]),
+    ("pneumonia", &["pneumonia"]),
+    ("atelectasis", &["atelectasis"]),
+    ("pneumothorax", &["pneumothorax"]),
+    ("pleural_effusion", &["effusion", "effusions"]),
+];
+
+/// Whether `text` names every finding of `key` ([`whole_key`] or one
+/// finding's key) with one of its [`PLAIN_NAMES`].
+fn names_plainly(key: &str, text: &str) -> bool {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    key.split('+').map(|k| k.trim_end_matches('?')).all(|k| {
+        PLAIN_NAMES
+            .iter()
+            .find(|(name, _)| *name == k)
+            .is_some_and(|(_, plain)| words.iter().any(|w| plain.contains(&w.as_str())))
+    })
+}
+
 /// Words that rule something out.
 const NEGATIONS: [&str; 7] = [
     "no",
@@ -360,8 +395,10 @@ impl SentenceBank {
             if !whole.is_empty() && usable(&whole) {
                 match reading(&whole) {
                     Some(key) if key.is_empty() => *normal.entry(whole).or_default() += 1,
-                    Some(key) => *wholes.entry(key).or_default().entry(whole).or_default() += 1,
-                    None => {}
+                    Some(key) if names_plainly(&key, &whole) => {
+                        *wholes.entry(key).or_default().entry(whole).or_default() += 1
+                    }
+                    _ => {}
                 }
             }
             for s in crate::text::split_sentences(imp) {
@@ -370,6 +407,7 @@ impl SentenceBank {
                     continue;
                 }
                 let into = match single_finding(&s) {
+                    Some((o, _)) if !names_plainly(o.key(), &s) => continue,
                     Some((o, Mention::Positive)) => definite.entry(o.key().to_string()),
                     // "Vascular congestion without overt edema" is read as
                     // uncertain, but a reader hears "no edema": a hedge
@@ -611,6 +649,51 @@ mod tests {
             Some("Cardiomegaly.")
         );
         assert_eq!(bank.pick(Some(Observation::Edema), false, "", true), None);
+    }
+
+    #[test]
+    fn sentences_name_their_finding_plainly() {
+        let bank = SentenceBank::build(
+            [
+                "Heart appears prominent.",
+                "Interstitial prominence.",
+                "Enlarged cardiac silhouette.",
+                "Possible small pleural effusion.",
+                "Possible pleural effusion.",
+            ],
+            String::new(),
+        );
+        let texts = |o: Observation, hedged: bool| -> Vec<String> {
+            bank.entries(Some(o), hedged)
+                .iter()
+                .map(|e| e.text.clone())
+                .collect()
+        };
+        assert_eq!(
+            texts(Observation::Cardiomegaly, false),
+            ["Enlarged cardiac silhouette."]
+        );
+        assert!(texts(Observation::Cardiomegaly, true).is_empty());
+        assert!(texts(Observation::LungOpacity, false).is_empty());
+        assert_eq!(
+            texts(Observation::PleuralEffusion, true),
+            ["Possible pleural effusion."]
+        );
+        assert!(names_plainly(
+            "cardiomegaly+pleural_effusion?",
+            "Cardiomegaly. Possible effusion."
+        ));
+        assert!(!names_plainly(
+            "cardiomegaly+pleural_effusion?",
+            "Cardiomegaly."
+        ));
+        // The fixed phrases do too.
+        for o in Observation::FINDINGS {
+            for hedged in [false, true] {
+                let s = crate::impression::sentence(o, hedged);
+                assert!(names_plainly(o.key(), s), "{s}");
+            }
+        }
     }
 
     #[test]

@@ -207,9 +207,20 @@ fn reads_as(text: &str, stated: &[(Observation, bool, f32)]) -> bool {
     })
 }
 
+/// Whether a flagged finding is stated as possible rather than present: below
+/// its definite band, or, where the bundle calibrates it, with a calibrated
+/// probability under [`DEFINITE_PROBABILITY`]. The band rests on a handful of
+/// validation films, so a score in it can still carry a calibrated probability
+/// of 0.3, and the screen shows that probability beside the text: the text
+/// must not sound surer than the number.
 fn is_hedged(f: &Finding, definite: &[Option<f32>; Observation::COUNT]) -> bool {
-    definite[f.observation.index()].is_none_or(|d| f.score < d)
+    let below_band = definite[f.observation.index()].is_none_or(|d| f.score < d);
+    below_band || f.probability.is_some_and(|p| p < DEFINITE_PROBABILITY)
 }
+
+/// The calibrated probability from which a finding may be stated as present:
+/// more likely than not.
+pub const DEFINITE_PROBABILITY: f32 = 0.5;
 
 /// What a film without flags reads.
 pub const NORMAL: &str = "No acute cardiopulmonary abnormality.";
@@ -362,6 +373,22 @@ mod tests {
         let out = without_sides(t);
         assert_eq!(out, "small pneumothorax and effusion lungs clear");
         assert!(!names_a_side(&out));
+    }
+
+    #[test]
+    fn a_calibrated_probability_under_a_half_is_hedged_whatever_the_band() {
+        let mut f = findings(&[(Observation::PleuralEffusion, 0.9)]);
+        let effusion = Observation::PleuralEffusion.index();
+        f[effusion].probability = Some(0.32);
+        assert_eq!(
+            compose("", &f, &ALL_DEFINITE, None, 0).text,
+            "Possible pleural effusion."
+        );
+        f[effusion].probability = Some(0.61);
+        assert_eq!(
+            compose("", &f, &ALL_DEFINITE, None, 0).text,
+            "Pleural effusion."
+        );
     }
 
     #[test]

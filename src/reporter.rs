@@ -120,8 +120,21 @@ pub struct Stats {
     pub source: Option<crate::impression::Source>,
 }
 
+/// Where [`Reporter::open`]'s time went, milliseconds (a unit's start-up cost).
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct OpenTimings {
+    /// [`Bundle::open`]: read the manifest, check every file's size and sha256.
+    pub verify_ms: f64,
+    /// Load, optimise and plan this CPU's encoder and decoder.
+    pub model_ms: f64,
+    /// Vocabulary, view check, sentence bank and the checks between them.
+    pub rest_ms: f64,
+    pub total_ms: f64,
+}
+
 pub struct Reporter {
     runtime: Box<dyn Runtime + Send + Sync>,
+    open_timings: Option<OpenTimings>,
     vocab: Vocab,
     model: ModelConfig,
     preprocess: PreprocessOptions,
@@ -151,13 +164,18 @@ impl Reporter {
         options: &ReporterOptions,
         wrap: impl FnOnce(TractRuntime) -> Box<dyn Runtime + Send + Sync>,
     ) -> Result<Reporter, ReporterError> {
+        let start = Instant::now();
         let bundle = Bundle::open(dir)?;
+        let verify_ms = ms(start);
         let tract = TractOptions {
             threads: options.threads.max(1),
             precision: options.precision,
             ..TractOptions::default()
         };
+        let t = Instant::now();
         let runtime = TractRuntime::load_with(&bundle, &tract)?;
+        let model_ms = ms(t);
+        let t = Instant::now();
         let m = bundle.manifest();
         let vocab = Vocab::load(&bundle.path(&m.vocab.file))?;
         let manifest_path = bundle.path(bundle::MANIFEST);
@@ -182,7 +200,15 @@ impl Reporter {
                 },
                 other => other,
             })?;
-        let reporter = reporter.with_sentence_bank(bank);
+        let mut reporter = reporter.with_sentence_bank(bank);
+        let timings = OpenTimings {
+            verify_ms,
+            model_ms,
+            rest_ms: ms(t),
+            total_ms: ms(start),
+        };
+        tracing::debug!(?timings, "bundle opened");
+        reporter.open_timings = Some(timings);
         match view_check {
             Some(check) => {
                 reporter
@@ -291,6 +317,7 @@ impl Reporter {
         }
         Ok(Reporter {
             runtime,
+            open_timings: None,
             vocab,
             model,
             preprocess: manifest.preprocess.clone(),
@@ -304,6 +331,11 @@ impl Reporter {
             bank: None,
             force: options.force,
         })
+    }
+
+    /// Where [`open`](Self::open)'s time went (`None` when made from parts).
+    pub fn open_timings(&self) -> Option<OpenTimings> {
+        self.open_timings
     }
 
     pub fn model_id(&self) -> &str {

@@ -1,8 +1,10 @@
 //! From a decoded radiograph to a [`Report`]: preprocess with the manifest's
 //! options, encode, decode the impression, score the findings, time every stage.
 //!
-//! [`Reporter::open`] trusts a bundle only after [`Bundle::open`] has checked its
-//! manifest and hashes, then loads the tract runtime and the vocabulary;
+//! [`Reporter::open`] trusts a bundle only after its manifest and every file's
+//! size and sha256 are checked as [`crate::bundle::Bundle::open`] does (the model's tars are
+//! parsed from the very bytes hashed, [`TractRuntime::open_bundle`]), and loads
+//! the tract runtime and the vocabulary;
 //! [`Reporter::from_parts`] takes any [`Runtime`] (the scripted fake in tests), so
 //! everything here is tested without a model. A `Reporter` is `Sync`: the server
 //! shares one between its worker threads.
@@ -12,7 +14,7 @@ use std::time::Instant;
 
 use thiserror::Error;
 
-use crate::bundle::{self, Bundle, BundleError, Manifest, Precision};
+use crate::bundle::{self, BundleError, Manifest, Precision};
 use crate::calibration::Calibration;
 use crate::decode::{self, DecodeError, DecodeOptions, Strategy};
 use crate::impression::SentenceBank;
@@ -123,10 +125,11 @@ pub struct Stats {
 /// Where [`Reporter::open`]'s time went, milliseconds (a unit's start-up cost).
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
 pub struct OpenTimings {
-    /// [`Bundle::open`]: read the manifest, check every file's size and sha256.
-    pub verify_ms: f64,
-    /// Load, optimise and plan this CPU's encoder and decoder.
-    pub model_ms: f64,
+    /// Check every file of the bundle and load, optimise and plan this CPU's
+    /// encoder and decoder ([`TractRuntime::open_bundle`]: three threads).
+    pub files_and_model_ms: f64,
+    /// Its three parts, which ran at once.
+    pub parts: crate::runtime::tract::OpenParts,
     /// Vocabulary, view check, sentence bank and the checks between them.
     pub rest_ms: f64,
     pub total_ms: f64,
@@ -165,16 +168,13 @@ impl Reporter {
         wrap: impl FnOnce(TractRuntime) -> Box<dyn Runtime + Send + Sync>,
     ) -> Result<Reporter, ReporterError> {
         let start = Instant::now();
-        let bundle = Bundle::open(dir)?;
-        let verify_ms = ms(start);
         let tract = TractOptions {
             threads: options.threads.max(1),
             precision: options.precision,
             ..TractOptions::default()
         };
-        let t = Instant::now();
-        let runtime = TractRuntime::load_with(&bundle, &tract)?;
-        let model_ms = ms(t);
+        let (bundle, runtime, parts) = TractRuntime::open_bundle(dir, &tract)?;
+        let files_and_model_ms = ms(start);
         let t = Instant::now();
         let m = bundle.manifest();
         let vocab = Vocab::load(&bundle.path(&m.vocab.file))?;
@@ -202,8 +202,8 @@ impl Reporter {
             })?;
         let mut reporter = reporter.with_sentence_bank(bank);
         let timings = OpenTimings {
-            verify_ms,
-            model_ms,
+            files_and_model_ms,
+            parts,
             rest_ms: ms(t),
             total_ms: ms(start),
         };

@@ -135,6 +135,19 @@ fn attempts_are_counted_durably_until_finished_or_refused() {
     );
     assert!(names(&dir.path().join("attempts")).is_empty());
     assert!(store.start_attempt("").is_err(), "keys are checked");
+
+    // Completing the report ends the attempt with it (the record and the
+    // attempt's end are made durable together); finishing it after is a no-op.
+    let other = "1.2.3.4.5";
+    store.accept(other, b"film", "dcm").unwrap();
+    assert_eq!(store.start_attempt(other).unwrap(), 1);
+    complete(&store, other);
+    assert!(names(&dir.path().join("attempts")).is_empty());
+    store.finish_attempt(other).unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), no_margin()).unwrap();
+    assert!(store.is_reported(other));
+    assert_eq!(store.unfinished_attempts(other).unwrap(), 0);
 }
 
 #[test]

@@ -310,10 +310,10 @@ fn table(
             ("total", &r.total_ms),
             ("  in the model", &r.model_ms),
         ] {
-            s += &format!("  {name:<16}{}\n", v.show(2));
+            s += &format!("  {name:<18}{}\n", v.show(2));
         }
         s += &format!(
-            "  {:<16}{:.1} % ({:.1}–{:.1})\n",
+            "  {:<18}{:.1} % ({:.1}–{:.1})\n",
             "outside model",
             share.median * 100.0,
             share.p25 * 100.0,

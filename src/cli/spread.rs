@@ -74,10 +74,7 @@ impl Ratio {
     }
 
     pub fn show(&self) -> String {
-        format!(
-            "{:.2}× ({:.2}–{:.2})",
-            self.median, self.low, self.high
-        )
+        format!("{:.2}× ({:.2}–{:.2})", self.median, self.low, self.high)
     }
 }
 
@@ -88,7 +85,10 @@ mod tests {
     #[test]
     fn quartiles_of_known_sets() {
         let s = Spread::of((1..=9).map(f64::from).collect());
-        assert_eq!((s.median, s.p25, s.p75, s.min, s.max, s.n), (5.0, 3.0, 7.0, 1.0, 9.0, 9));
+        assert_eq!(
+            (s.median, s.p25, s.p75, s.min, s.max, s.n),
+            (5.0, 3.0, 7.0, 1.0, 9.0, 9)
+        );
         let s = Spread::of(vec![4.0, 1.0, 3.0, 2.0]);
         assert_eq!((s.median, s.p25, s.p75), (2.5, 1.75, 3.25));
         assert_eq!(s.show(2), "2.50 (1.75–3.25)");

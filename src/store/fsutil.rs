@@ -39,10 +39,12 @@ pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 /// Fsync every `(path, file)` and every directory in `dirs`, all at once (one
 /// thread each); the first error is returned, after every fsync has ended.
 pub fn sync_together(files: &[(&Path, &File)], dirs: &[&Path]) -> Result<(), StoreError> {
-    let file_jobs = files
+    let file_jobs = files.iter().map(|&(path, file)| {
+        Box::new(move || file.sync_all().map_err(io_err(path, "fsync"))) as Job
+    });
+    let dir_jobs = dirs
         .iter()
-        .map(|&(path, file)| Box::new(move || file.sync_all().map_err(io_err(path, "fsync"))) as Job);
-    let dir_jobs = dirs.iter().map(|&dir| Box::new(move || sync_dir(dir)) as Job);
+        .map(|&dir| Box::new(move || sync_dir(dir)) as Job);
     let mut jobs: Vec<Job> = file_jobs.chain(dir_jobs).collect();
     let Some(mine) = jobs.pop() else {
         return Ok(());
@@ -122,9 +124,9 @@ pub fn write_atomic_set(dir: &Path, files: &[(PathBuf, &[u8])]) -> Result<(), St
     let mut temps = Vec::with_capacity(files.len());
     for (path, bytes) in files {
         if parent_of(path) != dir {
-            return Err(io_err(path, "write into the set's directory")(io::Error::other(
-                format!("not in {}", dir.display()),
-            )));
+            return Err(io_err(path, "write into the set's directory")(
+                io::Error::other(format!("not in {}", dir.display())),
+            ));
         }
         let mut tmp = tempfile::Builder::new()
             .prefix(TMP_PREFIX)
@@ -134,7 +136,10 @@ pub fn write_atomic_set(dir: &Path, files: &[(PathBuf, &[u8])]) -> Result<(), St
         tmp.write_all(bytes).map_err(io_err(&tmp_path, "write"))?;
         temps.push((tmp_path, tmp));
     }
-    let synced: Vec<(&Path, &File)> = temps.iter().map(|(p, t)| (p.as_path(), t.as_file())).collect();
+    let synced: Vec<(&Path, &File)> = temps
+        .iter()
+        .map(|(p, t)| (p.as_path(), t.as_file()))
+        .collect();
     sync_together(&synced, &[])?;
     let last = temps.pop();
     for ((_, tmp), (path, _)) in temps.into_iter().zip(files) {

@@ -16,6 +16,7 @@
 //! quartiles that bound it ([`Ratio`]), and the study ratio is also given per
 //! round.
 
+mod nodes;
 mod ort;
 mod table;
 
@@ -61,6 +62,10 @@ pub struct Args {
     /// runs differing only in `--runs` give the cost of one encoder run.
     #[arg(long)]
     pub precision: Option<Precision>,
+    /// Print the N slowest nodes of this CPU's encoder and decoder step (and
+    /// the time per operator), then stop.
+    #[arg(long, value_name = "N")]
+    pub nodes: Option<usize>,
     /// Python interpreter with the `onnxruntime` package.
     #[arg(long, default_value = "python3")]
     pub python: String,
@@ -282,12 +287,7 @@ fn route_times(s: [Vec<f64>; 3]) -> RouteTimes {
 }
 
 /// Everything at one thread count, the runtimes taking turns each round.
-fn latency(
-    b: &Bundle,
-    parity: &Parity,
-    threads: usize,
-    args: &Args,
-) -> anyhow::Result<Latency> {
+fn latency(b: &Bundle, parity: &Parity, threads: usize, args: &Args) -> anyhow::Result<Latency> {
     let load = |source, precision| {
         TractRuntime::load_with(
             b,
@@ -300,12 +300,20 @@ fn latency(
     };
     let nnef = load(ModelSource::Nnef, Some(Precision::Fp32))?;
     let onnx = load(ModelSource::Onnx, None)?;
-    let has_int8 = b.manifest().artefacts.iter().any(|a| a.precision == Precision::Int8);
+    let has_int8 = b
+        .manifest()
+        .artefacts
+        .iter()
+        .any(|a| a.precision == Precision::Int8);
     let int8 = has_int8
         .then(|| load(ModelSource::Nnef, Some(Precision::Int8)))
         .transpose()?;
     let fed = study_tokens(b, &nnef, parity)?;
-    let (mut fp32_s, mut onnx_s, mut int8_s) = (<[Vec<f64>; 3]>::default(), <[Vec<f64>; 3]>::default(), Vec::new());
+    let (mut fp32_s, mut onnx_s, mut int8_s) = (
+        <[Vec<f64>; 3]>::default(),
+        <[Vec<f64>; 3]>::default(),
+        Vec::new(),
+    );
     let mut ort_rounds = Vec::new();
     let mut ort_error = args
         .no_onnxruntime
@@ -317,7 +325,9 @@ fn latency(
         let tract_round = Spread::of(fp32_s[2][before..].to_vec()).median;
         time_route(&onnx, parity, &fed, args, &mut onnx_s)?;
         if let Some(rt) = &int8 {
-            int8_s.extend(samples(args.runs, || Ok(rt.encode(&parity.image).map(drop)?))?);
+            int8_s.extend(samples(args.runs, || {
+                Ok(rt.encode(&parity.image).map(drop)?)
+            })?);
         }
         if ort_error.is_some() {
             continue;
@@ -379,7 +389,10 @@ fn one_artefact(b: &Bundle, parity: &Parity, p: Precision, args: &Args) -> anyho
         let rt = TractRuntime::load_with(b, &options)?;
         let fed = [parity.steps.first().map_or(0, |s| s.token)];
         let mut s = <[Vec<f64>; 3]>::default();
-        let args = Args { studies: 1, ..args.clone() };
+        let args = Args {
+            studies: 1,
+            ..args.clone()
+        };
         time_route(&rt, parity, &fed, &args, &mut s)?;
         let t = route_times(s);
         println!(
@@ -412,6 +425,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     drop(reporter);
     let b = Bundle::open(&dir)?;
     let parity = b.parity()?;
+    if let Some(top) = args.nodes {
+        let options = TractOptions {
+            threads: args.threads.first().copied().unwrap_or(1),
+            precision: args.precision,
+            ..TractOptions::default()
+        };
+        let rt = TractRuntime::load_with(&b, &options)?;
+        println!("{}", super::build_note());
+        return nodes::print(&rt, &parity, args.runs, top);
+    }
     if let Some(p) = args.precision {
         return one_artefact(&b, &parity, p, &args);
     }

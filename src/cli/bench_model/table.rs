@@ -37,10 +37,13 @@ pub(super) fn table(r: &Results, dir: &Path, args: &Args) -> String {
     let c = &l.cold_start_parts;
     out += &format!(
         "cold start (first open in this process: verify hashes, load and plan this CPU's artefact): {:.1} \
-         (verify {:.1}, model {:.1}, rest {:.1}); open again ({} times): {}\n",
+         (files and model {:.1}: encoder {:.1}, decoder {:.1}, other files {:.1} at once; rest {:.1}); \
+         open again ({} times): {}\n",
         l.cold_start_ms,
-        c.verify_ms,
-        c.model_ms,
+        c.files_and_model_ms,
+        c.parts.encoder_ms,
+        c.parts.decoder_ms,
+        c.parts.check_other_files_ms,
         c.rest_ms,
         l.reopen_ms.n,
         l.reopen_ms.show(1)
@@ -115,7 +118,11 @@ fn latency(t: &Latency) -> String {
     let ratio = |r: &Option<super::Ratio>| r.map_or("n/a".into(), |r| r.show());
     let q = &t.ratios;
     if t.onnxruntime.is_some() {
-        let rounds: Vec<String> = q.study_per_round.iter().map(|x| format!("{x:.2}")).collect();
+        let rounds: Vec<String> = q
+            .study_per_round
+            .iter()
+            .map(|x| format!("{x:.2}"))
+            .collect();
         out += &format!(
             "  tract fp32 NNEF / onnxruntime: study {} (per round {}); encoder {}; decoder step {}\n",
             ratio(&q.study),

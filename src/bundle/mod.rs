@@ -107,6 +107,30 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// A file's size, then its sha256, against its manifest entry.
+fn check_digest(
+    path: PathBuf,
+    entry: &FileEntry,
+    len: u64,
+    actual: String,
+) -> Result<(), BundleError> {
+    if len != entry.bytes {
+        return Err(BundleError::SizeMismatch {
+            path,
+            expected: entry.bytes,
+            actual: len,
+        });
+    }
+    if actual != entry.sha256 {
+        return Err(BundleError::HashMismatch {
+            path,
+            expected: entry.sha256.clone(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
 /// `f` of every item, the items shared out between the CPU's cores (each
 /// thread takes the next item not yet taken), results in the items' order.
 /// Hashing a bundle's files this way makes a unit's start-up about as many
@@ -206,40 +230,54 @@ impl Bundle {
             .keys()
             .filter(|name| !skip.contains(&name.as_str()))
             .collect();
-        let checked = on_all_cores(&entries, |name| self.read_checked(name).map(drop));
+        let checked = on_all_cores(&entries, |name| self.check_streaming(name));
         // The first failure in the manifest's (sorted) order, whichever thread
         // met it first.
         checked.into_iter().collect()
     }
 
-    /// The bytes of the listed file `name`, once its size and sha256 match the
-    /// manifest: what a caller parses is exactly what was checked.
-    pub(crate) fn read_checked(&self, name: &str) -> Result<Vec<u8>, BundleError> {
-        let entry = self
-            .manifest
+    /// The listed file `name`'s size and sha256 against the manifest, read in
+    /// blocks through one small buffer (no copy of the whole file in memory).
+    fn check_streaming(&self, name: &str) -> Result<(), BundleError> {
+        use std::io::Read;
+        let entry = self.entry(name)?;
+        let path = self.dir.join(name);
+        let mut file = std::fs::File::open(&path).map_err(BundleError::io(&path))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut len = 0u64;
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    hasher.update(&buf[..n]);
+                    len += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(BundleError::io(&path)(e)),
+            }
+        }
+        check_digest(path, entry, len, hex::encode(hasher.finalize()))
+    }
+
+    fn entry(&self, name: &str) -> Result<&FileEntry, BundleError> {
+        self.manifest
             .files
             .get(name)
             .ok_or_else(|| BundleError::Unlisted {
                 manifest: self.dir.join(MANIFEST),
                 name: name.into(),
-            })?;
+            })
+    }
+
+    /// The bytes of the listed file `name`, once its size and sha256 match the
+    /// manifest: what a caller parses is exactly what was checked.
+    pub(crate) fn read_checked(&self, name: &str) -> Result<Vec<u8>, BundleError> {
+        let entry = self.entry(name)?;
         let path = self.dir.join(name);
         let bytes = std::fs::read(&path).map_err(BundleError::io(&path))?;
-        if bytes.len() as u64 != entry.bytes {
-            return Err(BundleError::SizeMismatch {
-                path,
-                expected: entry.bytes,
-                actual: bytes.len() as u64,
-            });
-        }
         let actual = sha256_hex(&bytes);
-        if actual != entry.sha256 {
-            return Err(BundleError::HashMismatch {
-                path,
-                expected: entry.sha256.clone(),
-                actual,
-            });
-        }
+        check_digest(path, entry, bytes.len() as u64, actual)?;
         Ok(bytes)
     }
 

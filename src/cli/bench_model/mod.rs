@@ -345,27 +345,9 @@ fn latency(b: &Bundle, parity: &Parity, threads: usize, args: &Args) -> anyhow::
         }
     }
     let (tract_fp32, tract_onnx) = (route_times(fp32_s), route_times(onnx_s));
-    let ort = (ort_error.is_none() && !ort_rounds.is_empty()).then(|| OrtTimes {
-        version: ort_rounds[0]
-            .get("onnxruntime")
-            .and_then(|v| v.as_str())
-            .unwrap_or("?")
-            .to_string(),
-        encoder_ms: ort::pooled(&ort_rounds, "encoder_ms"),
-        step_ms: ort::pooled(&ort_rounds, "decoder_step_ms"),
-        study_ms: ort::pooled(&ort_rounds, "study_ms"),
-        encoder_int8_ms: has_int8.then(|| ort::pooled(&ort_rounds, "encoder_int8_ms")),
-    });
-    let vs_ort = |f: fn(&RouteTimes) -> &Spread, g: fn(&OrtTimes) -> &Spread| {
-        ort.as_ref().and_then(|o| Ratio::of(f(&tract_fp32), g(o)))
-    };
-    let ratios = Ratios {
-        study: vs_ort(|t| &t.study_ms, |o| &o.study_ms),
-        encoder: vs_ort(|t| &t.encoder_ms, |o| &o.encoder_ms),
-        step: vs_ort(|t| &t.step_ms, |o| &o.step_ms),
-        study_per_round: if ort.is_some() { per_round } else { Vec::new() },
-        nnef_over_onnx_study: Ratio::of(&tract_fp32.study_ms, &tract_onnx.study_ms),
-    };
+    let ort =
+        (ort_error.is_none() && !ort_rounds.is_empty()).then(|| ort_times(&ort_rounds, has_int8));
+    let ratios = ratios(&tract_fp32, &tract_onnx, ort.as_ref(), per_round);
     Ok(Latency {
         threads,
         study_steps: fed.len(),
@@ -376,6 +358,39 @@ fn latency(b: &Bundle, parity: &Parity, threads: usize, args: &Args) -> anyhow::
         onnxruntime_error: ort_error,
         ratios,
     })
+}
+
+/// onnxruntime's figures, every round's runs pooled.
+fn ort_times(rounds: &[serde_json::Value], has_int8: bool) -> OrtTimes {
+    OrtTimes {
+        version: rounds[0]
+            .get("onnxruntime")
+            .and_then(|v| v.as_str())
+            .unwrap_or("?")
+            .to_string(),
+        encoder_ms: ort::pooled(rounds, "encoder_ms"),
+        step_ms: ort::pooled(rounds, "decoder_step_ms"),
+        study_ms: ort::pooled(rounds, "study_ms"),
+        encoder_int8_ms: has_int8.then(|| ort::pooled(rounds, "encoder_int8_ms")),
+    }
+}
+
+fn ratios(
+    fp32: &RouteTimes,
+    onnx: &RouteTimes,
+    ort: Option<&OrtTimes>,
+    per_round: Vec<f64>,
+) -> Ratios {
+    let vs_ort = |f: fn(&RouteTimes) -> &Spread, g: fn(&OrtTimes) -> &Spread| {
+        ort.and_then(|o| Ratio::of(f(fp32), g(o)))
+    };
+    Ratios {
+        study: vs_ort(|t| &t.study_ms, |o| &o.study_ms),
+        encoder: vs_ort(|t| &t.encoder_ms, |o| &o.encoder_ms),
+        step: vs_ort(|t| &t.step_ms, |o| &o.step_ms),
+        study_per_round: if ort.is_some() { per_round } else { Vec::new() },
+        nnef_over_onnx_study: Ratio::of(&fp32.study_ms, &onnx.study_ms),
+    }
 }
 
 /// `--precision`: one NNEF artefact's encoder and decoder step in tract alone.

@@ -1,56 +1,36 @@
 //! Where an encoder graph spends its time, node by node, on this CPU:
 //!
-//!     cargo run --release --example profile_nodes -- models/<id>/encoder.int8.nnef.tar [runs]
+//!     cargo run --profile board --example profile_nodes -- models/<id>/encoder.nnef.tar [runs]
 //!
-//! Loads the NNEF tar the way the device does, runs it on a zero image and
-//! prints the 15 slowest nodes (mean milliseconds per run) with their tract
-//! operator. Used to find why the int8 encoder costs more than fp32 (see the
-//! model card).
+//! Loads the NNEF tar the way the device does (`bundle::load_nnef`), runs it
+//! on a zero image and prints the 15 slowest nodes (mean milliseconds per run)
+//! with their tract operator. `cxr-edge bench-model --nodes 15` prints the same
+//! profile for a bundle's encoder and decoder step from the shipped binary.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use cxr_edge::bundle::load_nnef;
+use cxr_edge::runtime::profile::profile_nodes;
+use tract_core::prelude::*;
 
-use tract_core::plan::eval;
-use tract_onnx::prelude::*;
-use tract_onnx::WithOnnx;
-
-fn main() -> TractResult<()> {
+fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let path = args
         .next()
         .ok_or_else(|| anyhow::anyhow!("usage: profile_nodes <encoder.nnef.tar> [runs]"))?;
     let runs: usize = args.next().map_or(Ok(20), |r| r.parse())?;
-    let model = tract_nnef::nnef()
-        .with_onnx()
-        .model_for_path(&path)?
-        .into_optimized()?;
-    let shape: Vec<usize> = model
+    let plan = load_nnef(std::path::Path::new(&path), &RunOptions::default())?;
+    let shape: Vec<usize> = plan
+        .model()
         .input_fact(0)?
         .shape
         .as_concrete()
         .ok_or_else(|| anyhow::anyhow!("{path}: input shape is not fixed"))?
         .to_vec();
-    let plan = model.into_runnable()?;
-    let mut state = plan.spawn()?;
     let input = Tensor::zero::<f32>(&shape)?;
-    let mut times: HashMap<usize, Duration> = HashMap::new();
-    for _ in 0..runs.max(1) {
-        state.run_plan_with_eval(tvec!(input.clone().into()), |ctx, st, node, inputs| {
-            let t = Instant::now();
-            let out = eval(ctx, st, node, inputs);
-            *times.entry(node.id).or_default() += t.elapsed();
-            out
-        })?;
-    }
-    let total: Duration = times.values().sum();
-    let mut slowest: Vec<(usize, Duration)> = times.into_iter().collect();
-    slowest.sort_by_key(|s| std::cmp::Reverse(s.1));
-    let nodes = &plan.model().nodes;
-    let per_run = |d: Duration| d.as_secs_f64() * 1e3 / runs.max(1) as f64;
-    println!("{path}: {:.3} ms per run over {runs} runs", per_run(total));
-    for (id, d) in slowest.iter().take(15) {
-        let n = &nodes[*id];
-        println!("{:>8.3} ms  {:<14} {}", per_run(*d), n.op.name(), n.name);
+    let nodes = profile_nodes(&plan, tvec!(input.into()), runs)?;
+    let total: f64 = nodes.iter().map(|n| n.ms).sum();
+    println!("{path}: {total:.3} ms per run over {runs} runs");
+    for n in nodes.iter().take(15) {
+        println!("{:>8.3} ms  {:<14} {}", n.ms, n.op, n.name);
     }
     Ok(())
 }

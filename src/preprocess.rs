@@ -1,7 +1,7 @@
 //! Image preprocessing shared by the trainer and the device, so both see the same
 //! pixels. The options travel in the bundle manifest.
 
-use image::{imageops, ImageBuffer, Luma};
+use image::{ImageBuffer, Luma};
 use serde::{Deserialize, Serialize};
 
 /// A decoded greyscale radiograph, 16 bits per sample, white = dense (MONOCHROME2).
@@ -41,6 +41,13 @@ impl PreprocessOptions {
     }
 
     /// Like [`apply`](Self::apply), writing into `out` (length `size²`).
+    ///
+    /// Steps 2–4 run in one pass over the film's rows and then one over the
+    /// resized rows, single-channel; the result is bit-identical to scaling the
+    /// film into an f32 image and resizing it with `image::imageops::resize`
+    /// (`FilterType::Triangle`), which the trainer's bundles were made with
+    /// (tested against it below), at a fraction of its time: that function
+    /// works on four channels and checks every pixel access.
     pub fn apply_into(&self, image: &Gray16, out: &mut [f32]) {
         assert_eq!(out.len(), self.size * self.size, "output buffer size");
         let (lo, hi) = match self.clip_percentiles {
@@ -48,21 +55,73 @@ impl PreprocessOptions {
             None => (0, u16::MAX),
         };
         let span = (hi.saturating_sub(lo)).max(1) as f32;
-        let scaled: ImageBuffer<Luma<f32>, Vec<f32>> =
-            ImageBuffer::from_fn(image.width(), image.height(), |x, y| {
-                let v = image.get_pixel(x, y).0[0];
-                Luma([(v.clamp(lo, hi) - lo) as f32 / span])
-            });
-        let s = self.size as u32;
-        let resized = if scaled.dimensions() == (s, s) {
-            scaled
-        } else {
-            imageops::resize(&scaled, s, s, imageops::FilterType::Triangle)
-        };
-        for (o, p) in out.iter_mut().zip(resized.pixels()) {
-            *o = (p.0[0] - self.mean) / self.std;
+        let scale = |v: u16| (v.clamp(lo, hi) - lo) as f32 / span;
+        let (w, h) = (image.width() as usize, image.height() as usize);
+        let s = self.size;
+        let normalise = |v: f32| (v - self.mean) / self.std;
+        if (w, h) == (s, s) {
+            for (o, &v) in out.iter_mut().zip(image.as_raw()) {
+                *o = normalise(scale(v));
+            }
+            return;
+        }
+        if w == 0 || h == 0 {
+            out.fill(normalise(0.0));
+            return;
+        }
+        let pixels = image.as_raw();
+        // Rows first (into `w`-wide rows of f32), then columns, as `resize` does.
+        let mut rows = vec![0f32; w * s];
+        for (acc, (top, weights)) in rows.chunks_exact_mut(w).zip(triangle_taps(h, s)) {
+            for (i, &weight) in weights.iter().enumerate() {
+                let src = &pixels[(top + i) * w..(top + i + 1) * w];
+                for (a, &v) in acc.iter_mut().zip(src) {
+                    *a += scale(v) * weight;
+                }
+            }
+        }
+        let columns = triangle_taps(w, s);
+        for (row, dst) in rows.chunks_exact(w).zip(out.chunks_exact_mut(s)) {
+            for (o, (left, weights)) in dst.iter_mut().zip(&columns) {
+                let mut t = 0f32;
+                for (&v, &weight) in row[*left..].iter().zip(weights) {
+                    t += v * weight;
+                }
+                *o = normalise(t.clamp(0.0, 1.0));
+            }
         }
     }
+}
+
+/// For each of `out_len` output samples resampled from `in_len`: the first
+/// input sample it reads and the normalised triangle-filter weights of the
+/// samples from there, computed exactly as `image::imageops::resize` does
+/// (same f32 operations in the same order).
+fn triangle_taps(in_len: usize, out_len: usize) -> Vec<(usize, Vec<f32>)> {
+    let ratio = in_len as f32 / out_len as f32;
+    let sratio = if ratio < 1.0 { 1.0 } else { ratio };
+    let support = sratio;
+    (0..out_len)
+        .map(|o| {
+            let centre = (o as f32 + 0.5) * ratio;
+            let left = ((centre - support).floor() as i64).clamp(0, in_len as i64 - 1);
+            let right = ((centre + support).ceil() as i64).clamp(left + 1, in_len as i64);
+            let centre = centre - 0.5;
+            let mut weights: Vec<f32> = (left..right)
+                .map(|i| {
+                    let x = ((i as f32 - centre) / sratio).abs();
+                    if x < 1.0 {
+                        1.0 - x
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let sum: f32 = weights.iter().fold(0.0, |a, &w| a + w);
+            weights.iter_mut().for_each(|w| *w /= sum);
+            (left as usize, weights)
+        })
+        .collect()
 }
 
 /// Sample values at the given percentiles (0–100), from a 16-bit histogram.
@@ -113,6 +172,68 @@ mod tests {
         assert!((max - (1.0 - 0.5) / 0.25).abs() < 0.1, "{max}");
         // Left-to-right ramp survives.
         assert!(t[0] < t[31]);
+    }
+
+    /// What `apply_into` computed before it was written single-channel: the
+    /// scaled film as an f32 image, resized by the image crate.
+    fn reference(opts: &PreprocessOptions, image: &Gray16) -> Vec<f32> {
+        use image::imageops;
+        let (lo, hi) = match opts.clip_percentiles {
+            Some((a, b)) => percentiles(image, a, b),
+            None => (0, u16::MAX),
+        };
+        let span = (hi.saturating_sub(lo)).max(1) as f32;
+        let scaled: ImageBuffer<Luma<f32>, Vec<f32>> =
+            ImageBuffer::from_fn(image.width(), image.height(), |x, y| {
+                let v = image.get_pixel(x, y).0[0];
+                Luma([(v.clamp(lo, hi) - lo) as f32 / span])
+            });
+        let s = opts.size as u32;
+        let resized = if scaled.dimensions() == (s, s) {
+            scaled
+        } else {
+            imageops::resize(&scaled, s, s, imageops::FilterType::Triangle)
+        };
+        resized
+            .pixels()
+            .map(|p| (p.0[0] - opts.mean) / opts.std)
+            .collect()
+    }
+
+    #[test]
+    fn bit_identical_to_the_image_crates_resize() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for (w, h, size) in [
+            (1024, 1024, 128),
+            (997, 1203, 128),
+            (300, 200, 224),
+            (64, 64, 128),
+            (128, 77, 128),
+            (128, 128, 128),
+            (5, 3, 4),
+        ] {
+            let img = Gray16::from_fn(w, h, |_, _| Luma([(next() % 4096) as u16 * 16]));
+            for clip in [Some((0.5, 99.5)), None] {
+                let opts = PreprocessOptions {
+                    size,
+                    clip_percentiles: clip,
+                    ..Default::default()
+                };
+                let ours = opts.apply(&img);
+                let theirs = reference(&opts, &img);
+                let same = ours
+                    .iter()
+                    .zip(&theirs)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{w}x{h} -> {size}, clip {clip:?}");
+            }
+        }
     }
 
     #[test]

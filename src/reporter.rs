@@ -1,8 +1,10 @@
 //! From a decoded radiograph to a [`Report`]: preprocess with the manifest's
 //! options, encode, decode the impression, score the findings, time every stage.
 //!
-//! [`Reporter::open`] trusts a bundle only after [`Bundle::open`] has checked its
-//! manifest and hashes, then loads the tract runtime and the vocabulary;
+//! [`Reporter::open`] trusts a bundle only after its manifest and every file's
+//! size and sha256 are checked as [`crate::bundle::Bundle::open`] does (the model's tars are
+//! parsed from the very bytes hashed, [`TractRuntime::open_bundle`]), and loads
+//! the tract runtime and the vocabulary;
 //! [`Reporter::from_parts`] takes any [`Runtime`] (the scripted fake in tests), so
 //! everything here is tested without a model. A `Reporter` is `Sync`: the server
 //! shares one between its worker threads.
@@ -12,7 +14,7 @@ use std::time::Instant;
 
 use thiserror::Error;
 
-use crate::bundle::{self, Bundle, BundleError, Manifest, Precision};
+use crate::bundle::{self, BundleError, Manifest, Precision};
 use crate::calibration::Calibration;
 use crate::decode::{self, DecodeError, DecodeOptions, Strategy};
 use crate::impression::SentenceBank;
@@ -120,8 +122,22 @@ pub struct Stats {
     pub source: Option<crate::impression::Source>,
 }
 
+/// Where [`Reporter::open`]'s time went, milliseconds (a unit's start-up cost).
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct OpenTimings {
+    /// Check every file of the bundle and load, optimise and plan this CPU's
+    /// encoder and decoder ([`TractRuntime::open_bundle`]: three threads).
+    pub files_and_model_ms: f64,
+    /// Its three parts, which ran at once.
+    pub parts: crate::runtime::tract::OpenParts,
+    /// Vocabulary, view check, sentence bank and the checks between them.
+    pub rest_ms: f64,
+    pub total_ms: f64,
+}
+
 pub struct Reporter {
     runtime: Box<dyn Runtime + Send + Sync>,
+    open_timings: Option<OpenTimings>,
     vocab: Vocab,
     model: ModelConfig,
     preprocess: PreprocessOptions,
@@ -151,13 +167,15 @@ impl Reporter {
         options: &ReporterOptions,
         wrap: impl FnOnce(TractRuntime) -> Box<dyn Runtime + Send + Sync>,
     ) -> Result<Reporter, ReporterError> {
-        let bundle = Bundle::open(dir)?;
+        let start = Instant::now();
         let tract = TractOptions {
             threads: options.threads.max(1),
             precision: options.precision,
             ..TractOptions::default()
         };
-        let runtime = TractRuntime::load_with(&bundle, &tract)?;
+        let (bundle, runtime, parts) = TractRuntime::open_bundle(dir, &tract)?;
+        let files_and_model_ms = ms(start);
+        let t = Instant::now();
         let m = bundle.manifest();
         let vocab = Vocab::load(&bundle.path(&m.vocab.file))?;
         let manifest_path = bundle.path(bundle::MANIFEST);
@@ -182,7 +200,15 @@ impl Reporter {
                 },
                 other => other,
             })?;
-        let reporter = reporter.with_sentence_bank(bank);
+        let mut reporter = reporter.with_sentence_bank(bank);
+        let timings = OpenTimings {
+            files_and_model_ms,
+            parts,
+            rest_ms: ms(t),
+            total_ms: ms(start),
+        };
+        tracing::debug!(?timings, "bundle opened");
+        reporter.open_timings = Some(timings);
         match view_check {
             Some(check) => {
                 reporter
@@ -291,6 +317,7 @@ impl Reporter {
         }
         Ok(Reporter {
             runtime,
+            open_timings: None,
             vocab,
             model,
             preprocess: manifest.preprocess.clone(),
@@ -304,6 +331,11 @@ impl Reporter {
             bank: None,
             force: options.force,
         })
+    }
+
+    /// Where [`open`](Self::open)'s time went (`None` when made from parts).
+    pub fn open_timings(&self) -> Option<OpenTimings> {
+        self.open_timings
     }
 
     pub fn model_id(&self) -> &str {

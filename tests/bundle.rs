@@ -452,6 +452,26 @@ fn tampered_file_and_wrong_schema_are_refused() {
         err.contains("decoder.nnef.tar") && err.contains("sha256"),
         "{err}"
     );
+    // The device's path (files checked while the model loads) refuses the
+    // same, a tar it parses and a file it does not.
+    let open = |dir: &Path| match TractRuntime::open_bundle(dir, &TractOptions::default()) {
+        Ok(_) => String::new(),
+        Err(e) => e.to_string(),
+    };
+    let err = open(dir.path());
+    assert!(
+        err.contains("decoder.nnef.tar") && err.contains("sha256"),
+        "{err}"
+    );
+    bytes[mid] ^= 1;
+    std::fs::write(&tar, &bytes).unwrap();
+    assert_eq!(open(dir.path()), "", "restored");
+    let parity = dir.path().join("parity.json");
+    let mut text = std::fs::read(&parity).unwrap();
+    text.push(b' ');
+    std::fs::write(&parity, &text).unwrap();
+    let err = open(dir.path());
+    assert!(err.contains("parity.json") && err.contains("size"), "{err}");
 
     let manifest = dir.path().join("manifest.json");
     let text = std::fs::read_to_string(&manifest).unwrap();

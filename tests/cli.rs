@@ -277,19 +277,27 @@ fn bench_reports_every_stage_at_each_thread_count() {
     assert_eq!(results.len(), 2);
     for (r, threads) in results.iter().zip([1, 2]) {
         assert_eq!(r["threads"], threads);
-        let total = r["total_ms"].as_f64().unwrap();
+        // One study: each figure's median is that study's value.
+        let ms = |k: &str| {
+            assert_eq!(r[k]["n"], 1, "{k}: {r}");
+            r[k]["median"].as_f64().unwrap()
+        };
+        let total = ms("total_ms");
         let parts: f64 = [
+            "attempt_ms",
             "decode_image_ms",
             "preprocess_ms",
             "encoder_ms",
             "decoding_ms",
+            "render_ms",
             "writing_ms",
         ]
         .iter()
-        .map(|k| r[k].as_f64().unwrap())
+        .map(|k| ms(k))
         .sum();
         assert!(total > 0.0 && parts <= total * 1.01 + 0.01, "{r}");
-        let share = r["outside_model_share"].as_f64().unwrap();
+        assert!(ms("writing_ms") > 0.0 && ms("attempt_ms") > 0.0, "{r}");
+        let share = ms("outside_model_share");
         assert!((0.0..=1.0).contains(&share), "{r}");
         // Counted only where the allocator is built in (the x86 test run);
         // the board's binary has none.
@@ -516,6 +524,10 @@ fn bench_model_sets_artefacts_and_runtimes_side_by_side() {
         &"2",
         &"--steps",
         &"3",
+        &"--studies",
+        &"2",
+        &"--rounds",
+        &"2",
         &"--loads",
         &"1",
         &"--json",
@@ -533,39 +545,65 @@ fn bench_model_sets_artefacts_and_runtimes_side_by_side() {
         int8,
         file("encoder.int8.nnef.tar") + file("decoder.nnef.tar")
     );
+    assert!(
+        doc["load"]["cold_start_ms"].as_f64().unwrap() > 0.0,
+        "{doc}"
+    );
+    // Every timed figure is a median with its spread over all its runs.
+    let spread = |v: &serde_json::Value, n: u64| {
+        assert_eq!(v["n"], n, "{v}");
+        let (p25, median, p75) = (
+            v["p25"].as_f64().unwrap(),
+            v["median"].as_f64().unwrap(),
+            v["p75"].as_f64().unwrap(),
+        );
+        assert!(0.0 < p25 && p25 <= median && median <= p75, "{v}");
+    };
     for key in [
-        "cold_start_ms",
+        "reopen_ms",
         "onnx_encoder_ms",
         "onnx_decoder_ms",
         "nnef_encoder_ms",
         "nnef_decoder_ms",
         "nnef_int8_encoder_ms",
     ] {
-        assert!(doc["load"][key].as_f64().unwrap() > 0.0, "{key}: {doc}");
+        spread(&doc["load"][key], 1);
     }
     let l = &doc["latency"][0];
     assert_eq!(l["threads"], 1);
-    for key in [
-        "tract_fp32_encoder_ms",
-        "tract_fp32_step_ms",
-        "tract_int8_encoder_ms",
-        "tract_onnx_encoder_ms",
-        "tract_onnx_step_ms",
-    ] {
-        assert!(l[key].as_f64().unwrap() > 0.0, "{key}: {l}");
+    assert!(l["study_steps"].as_u64().unwrap() >= 1, "{l}");
+    // Two rounds of 2 encoder runs, 3 decoder steps and 2 studies.
+    for route in ["tract_fp32", "tract_onnx"] {
+        spread(&l[route]["encoder_ms"], 4);
+        spread(&l[route]["step_ms"], 6);
+        spread(&l[route]["study_ms"], 4);
     }
+    spread(&l["tract_int8_encoder_ms"], 4);
+    assert!(
+        l["ratios"]["nnef_over_onnx_study"]["median"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     // onnxruntime (its Python package, installed by scripts/test.sh) on the same
-    // CPU; under qemu-user the interpreter is the host's, which is refused.
-    let ort = &l["onnxruntime"];
+    // CPU, the same studies; under qemu-user the interpreter is the host's, which
+    // is refused.
     if cfg!(target_arch = "x86_64") {
-        for key in ["encoder_ms", "encoder_int8_ms", "decoder_step_ms"] {
-            assert!(ort[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {ort}");
-        }
+        let ort = &l["onnxruntime"];
+        spread(&ort["encoder_ms"], 4);
+        spread(&ort["step_ms"], 6);
+        spread(&ort["study_ms"], 4);
+        spread(&ort["encoder_int8_ms"], 4);
+        assert!(
+            l["ratios"]["study"]["median"].as_f64().unwrap() > 0.0,
+            "{l}"
+        );
+        assert_eq!(l["ratios"]["study_per_round"].as_array().unwrap().len(), 2);
     } else {
-        let e = ort["error"].as_str().unwrap_or_default();
+        let e = l["onnxruntime_error"].as_str().unwrap_or_default();
         assert!(
             e.contains("not comparable") || e.contains("not installed"),
-            "{ort}"
+            "{l}"
         );
     }
 }

@@ -335,6 +335,10 @@ fn kill_9_loses_no_acknowledged_instance() {
         let report: Report = cxr_edge::output::json::from_json(&json).unwrap();
         assert_eq!(&report.study.instance_key, k);
         assert!(!report.impression.is_empty());
+        // Reading and decoding the film is timed where serve does it.
+        let t = &report.timings;
+        assert!(t.decode_image_ms > 0.0, "{t:?}");
+        assert!(t.total_ms >= t.decode_image_ms + t.encoder_ms, "{t:?}");
     }
 }
 

@@ -58,6 +58,19 @@ pub fn load_nnef(
     optimise(model, path, options)
 }
 
+/// [`load_nnef`] from the tar's bytes already in memory (`path` names it in
+/// errors): what a unit parses is then exactly what it hashed.
+pub fn load_nnef_bytes(
+    bytes: &[u8],
+    path: &Path,
+    options: &RunOptions,
+) -> Result<Arc<TypedRunnableModel>, BundleError> {
+    let model = nnef_reader()
+        .model_for_read(&mut std::io::Cursor::new(bytes))
+        .map_err(|e| BundleError::tract(path, "read the NNEF model", e))?;
+    optimise(model, path, options)
+}
+
 /// Load an ONNX graph the same way (reference and bench only).
 pub fn load_onnx(
     path: &Path,

@@ -1,13 +1,19 @@
 //! `bench`: where the time of one study goes, and how much memory it needs.
 //!
-//! Each study runs the whole device path: decode the file, preprocess, encoder,
-//! decoding loop, then write the report set (JSON, FHIR, SR) durably. The runtime
+//! Each study runs the whole path `serve` takes for one received film, through a
+//! store in a scratch folder: record the attempt, read and decode the film,
+//! preprocess, encoder, decoding loop, render the report set (JSON, FHIR, SR)
+//! and complete it durably (report directory, `.done` record, end of the
+//! attempt). Receiving the film (`Store::accept`) happens before and is not
+//! timed. The runtime
 //! is wrapped so that time spent inside the model is measured apart from the
 //! decoding policy and everything else; "outside" is the share of a study's time
 //! not spent in the model. Peak memory is the counting allocator's high-water mark
 //! during the study, above what was live before it (only in a binary built with
 //! the `heap-stats` feature). The first round is a warm-up
-//! and is not counted; figures are medians over the counted studies.
+//! and is not counted; each figure is the median over the counted studies with
+//! its interquartile range ([`Spread`]), so that a difference can be told from
+//! a busy machine.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,10 +25,11 @@ use cxr_edge::input::{self, ValidateOptions};
 use cxr_edge::output;
 use cxr_edge::reporter::{Reporter, ReporterOptions};
 use cxr_edge::runtime::{EncoderOutput, Runtime, RuntimeError, StepOutput};
-use cxr_edge::store::OutDir;
+use cxr_edge::store::{Store, StoreOptions};
 use serde::Serialize;
 
 use super::alloc;
+use super::spread::Spread;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -92,10 +99,12 @@ impl<R: Runtime> Runtime for Timed<R> {
 /// One study's measurements, milliseconds and bytes.
 #[derive(Debug, Clone, Copy, Default)]
 struct Sample {
+    attempt: f64,
     decode_image: f64,
     preprocess: f64,
     encoder: f64,
     decoding: f64,
+    render: f64,
     writing: f64,
     total: f64,
     model: f64,
@@ -104,19 +113,21 @@ struct Sample {
     tokens: usize,
 }
 
-/// Medians over the counted studies at one thread count.
+/// The counted studies at one thread count.
 #[derive(Debug, Serialize)]
 struct Summary {
     threads: usize,
     studies: usize,
-    decode_image_ms: f64,
-    preprocess_ms: f64,
-    encoder_ms: f64,
-    decoding_ms: f64,
-    writing_ms: f64,
-    total_ms: f64,
-    model_ms: f64,
-    outside_model_share: f64,
+    attempt_ms: Spread,
+    decode_image_ms: Spread,
+    preprocess_ms: Spread,
+    encoder_ms: Spread,
+    decoding_ms: Spread,
+    render_ms: Spread,
+    writing_ms: Spread,
+    total_ms: Spread,
+    model_ms: Spread,
+    outside_model_share: Spread,
     /// `None` without the counting allocator (feature `heap-stats`).
     peak_heap_bytes: Option<usize>,
     decoder_steps: usize,
@@ -124,29 +135,24 @@ struct Summary {
 }
 
 fn summarise(threads: usize, samples: &[Sample]) -> Summary {
-    let m = |f: fn(&Sample) -> f64| super::median(samples.iter().map(f).collect());
-    let total = m(|s| s.total);
-    let model = m(|s| s.model);
+    let m = |f: fn(&Sample) -> f64| Spread::of(samples.iter().map(f).collect());
     Summary {
         threads,
         studies: samples.len(),
+        attempt_ms: m(|s| s.attempt),
         decode_image_ms: m(|s| s.decode_image),
         preprocess_ms: m(|s| s.preprocess),
         encoder_ms: m(|s| s.encoder),
         decoding_ms: m(|s| s.decoding),
+        render_ms: m(|s| s.render),
         writing_ms: m(|s| s.writing),
-        total_ms: total,
-        model_ms: model,
-        outside_model_share: super::median(
-            samples
-                .iter()
-                .map(|s| 1.0 - s.model / s.total.max(1e-9))
-                .collect(),
-        ),
+        total_ms: m(|s| s.total),
+        model_ms: m(|s| s.model),
+        outside_model_share: m(|s| 1.0 - s.model / s.total.max(1e-9)),
         peak_heap_bytes: alloc::COUNTING
             .then(|| samples.iter().map(|s| s.peak_bytes).max().unwrap_or(0)),
-        decoder_steps: m(|s| s.steps as f64) as usize,
-        tokens: m(|s| s.tokens as f64) as usize,
+        decoder_steps: m(|s| s.steps as f64).median as usize,
+        tokens: m(|s| s.tokens as f64).median as usize,
     }
 }
 
@@ -165,7 +171,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..ValidateOptions::default()
     };
     let scratch = tempfile::tempdir().context("cannot create a scratch folder for the reports")?;
-    let out = OutDir::open(scratch.path())?;
+    let store = Store::open(scratch.path(), StoreOptions::default())?;
+    let films = files
+        .iter()
+        .map(|f| std::fs::read(f).with_context(|| format!("cannot read {}", f.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut received = 0;
     let mut summaries = Vec::new();
     let mut model_id = String::new();
     for &threads in &args.threads {
@@ -184,8 +195,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         model_id = reporter.model_id().to_string();
         let mut samples = Vec::new();
         for round in 0..=args.runs {
-            for file in &files {
-                let s = study(&reporter, &counters, &validate, &out, file)?;
+            for (file, bytes) in files.iter().zip(&films) {
+                received += 1;
+                let key = format!("bench-{received}");
+                let path = store.accept(&key, bytes, "film")?.path().to_path_buf();
+                let s = study(&reporter, &counters, &validate, &store, (&key, &path))
+                    .with_context(|| file.display().to_string())?;
                 if round > 0 {
                     samples.push(s);
                 }
@@ -215,30 +230,42 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One received film through what `serve` does with it (`serve/process.rs`),
+/// each stage timed.
 fn study(
     reporter: &Reporter,
     counters: &Counters,
     validate: &ValidateOptions,
-    out: &OutDir,
-    file: &std::path::Path,
+    store: &Store,
+    (key, path): (&str, &std::path::Path),
 ) -> anyhow::Result<Sample> {
     let base = alloc::reset_peak();
     let model_before = counters.model_ns.load(Ordering::Relaxed);
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
     let start = Instant::now();
-    let radiograph = input::decode_file(file, validate)?;
-    let decode_image = start.elapsed().as_secs_f64() * 1e3;
+    store.start_attempt(key)?;
+    let attempt = ms(start);
+    let t = Instant::now();
+    let bytes = std::fs::read(path)?;
+    let radiograph = input::decode_bytes(&bytes, &path.display().to_string(), validate)?;
+    let decode_image = ms(t);
     let (report, stats) = reporter.report_with_stats(&radiograph)?;
     let t = Instant::now();
     let extra = output::render_extra(&report, None)?;
-    out.write("bench", &report, &extra)?;
-    let writing = t.elapsed().as_secs_f64() * 1e3;
-    let total = start.elapsed().as_secs_f64() * 1e3;
+    let render = ms(t);
+    let t = Instant::now();
+    store.complete(key, &report, &extra)?;
+    store.finish_attempt(key)?;
+    let writing = ms(t);
+    let total = ms(start);
     let model_ns = counters.model_ns.load(Ordering::Relaxed) - model_before;
     Ok(Sample {
+        attempt,
         decode_image,
         preprocess: report.timings.preprocess_ms,
         encoder: report.timings.encoder_ms,
         decoding: report.timings.decoder_ms,
+        render,
         writing,
         total,
         model: model_ns as f64 / 1e6,
@@ -257,31 +284,40 @@ fn table(
     rss: Option<u64>,
 ) -> String {
     let mut s = format!(
-        "model {model_id} ({}), {files} files × {} runs, beam {}; medians in ms\n{}\n",
+        "model {model_id} ({}), {files} files × {} runs, beam {}; median (p25–p75) per study, ms\n{}\n",
         bundle.display(),
         args.runs,
         args.beam,
         super::build_note()
     );
-    s += "threads  decode  preproc  encoder  decoding  writing    total    model  outside  steps  tokens  peak heap\n";
     for r in summaries {
         let heap = r.peak_heap_bytes.map_or("n/a".to_string(), |b| {
             format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
         });
+        let share = &r.outside_model_share;
         s += &format!(
-            "{:>7} {:>7.2} {:>8.2} {:>8.2} {:>9.2} {:>8.2} {:>8.2} {:>8.2} {:>7.1}% {:>6} {:>7} {:>10}\n",
-            r.threads,
-            r.decode_image_ms,
-            r.preprocess_ms,
-            r.encoder_ms,
-            r.decoding_ms,
-            r.writing_ms,
-            r.total_ms,
-            r.model_ms,
-            r.outside_model_share * 100.0,
-            r.decoder_steps,
-            r.tokens,
-            heap
+            "{} thread(s), {} studies, {} decoder steps and {} tokens (medians), peak heap {heap}\n",
+            r.threads, r.studies, r.decoder_steps, r.tokens
+        );
+        for (name, v) in [
+            ("record attempt", &r.attempt_ms),
+            ("image decode", &r.decode_image_ms),
+            ("preprocessing", &r.preprocess_ms),
+            ("encoder", &r.encoder_ms),
+            ("decoding", &r.decoding_ms),
+            ("render outputs", &r.render_ms),
+            ("complete (fsync)", &r.writing_ms),
+            ("total", &r.total_ms),
+            ("  in the model", &r.model_ms),
+        ] {
+            s += &format!("  {name:<18}{}\n", v.show(2));
+        }
+        s += &format!(
+            "  {:<18}{:.1} % ({:.1}–{:.1})\n",
+            "outside model",
+            share.median * 100.0,
+            share.p25 * 100.0,
+            share.p75 * 100.0
         );
     }
     if !alloc::COUNTING {

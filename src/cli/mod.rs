@@ -10,6 +10,7 @@ pub mod info;
 pub mod precision;
 pub mod report;
 pub mod serve;
+pub mod spread;
 pub mod status;
 pub mod view_check;
 

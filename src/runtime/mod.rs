@@ -1,6 +1,7 @@
 //! The model seam: everything above this trait is tract-free.
 
 pub mod fake;
+pub mod profile;
 pub mod tract;
 
 use thiserror::Error;

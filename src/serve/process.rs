@@ -91,6 +91,7 @@ impl<A: Analyse> Server<A> {
 
     fn process(&mut self, key: &str, path: &Path) -> Outcome {
         let origin = path.display().to_string();
+        let started = std::time::Instant::now();
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(source) => {
@@ -119,12 +120,15 @@ impl<A: Analyse> Server<A> {
             }
         };
         radiograph.info.instance_key = key.to_string();
+        // Reading and decoding the film, timed here where it happens (the
+        // reporter times the stages after it).
+        let decode_image_ms = started.elapsed().as_secs_f64() * 1e3;
         self.show(Screen::processing(
             &radiograph.info,
             Some(&radiograph.image),
             self.status(),
         ));
-        let report = match self.analyser.analyse(&radiograph) {
+        let mut report = match self.analyser.analyse(&radiograph) {
             Ok(r) => r,
             Err(AnalyseError::Refused(e)) => {
                 self.show(Screen::not_chest_film(
@@ -139,6 +143,8 @@ impl<A: Analyse> Server<A> {
                 return Outcome::Failed(format!("{origin}: model: {e}"));
             }
         };
+        report.timings.decode_image_ms = decode_image_ms;
+        report.timings.total_ms += decode_image_ms;
         let dataset = input::dicom::is_dicom(&bytes)
             .then(|| {
                 dicom_object::OpenFileOptions::new()

@@ -47,6 +47,17 @@ impl Store {
         }
     }
 
+    /// Remove the attempt record of `stem` without fsyncing the folder; true
+    /// when there was one (the caller fsyncs `attempts/`).
+    pub(super) fn remove_attempt_record(&self, stem: &str) -> Result<bool, StoreError> {
+        let path = self.dirs.attempts.join(format!("{stem}.txt"));
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(fsutil::io_err(&path, "remove attempt record")(e)),
+        }
+    }
+
     fn attempt_path(&self, key: &str) -> Result<PathBuf, StoreError> {
         Ok(self
             .dirs

@@ -344,7 +344,8 @@ impl Store {
     /// Write the report of `key`: `report.json` from `report` plus every extra
     /// output (e.g. from [`crate::output::render_extra`]), all into a staging
     /// directory that is renamed into the outbox in one step, then the `.done`
-    /// record. A study already reported is left as it is, even when its report
+    /// record; the attempt record of `key`, if any, goes with it (so
+    /// [`finish_attempt`](Store::finish_attempt) then has nothing left to do). A study already reported is left as it is, even when its report
     /// directory is gone from the outbox.
     pub fn complete(
         &self,
@@ -390,7 +391,19 @@ impl Store {
                 bytes,
             )
         };
-        records::write_record(&self.dirs.done(&stem), &format!("{bytes}\n"))?;
+        // The record, and the end of the attempt (`attempts.rs`): a reported
+        // study is not processed again, so its attempt count is done with.
+        // Both folders are fsynced together; if only the attempt's removal
+        // survives a crash, the report directory without a record is recorded
+        // as reported when the store opens (`records::build_index`).
+        records::create_record(&self.dirs.done(&stem), &format!("{bytes}\n"))?;
+        let attempt_removed = self.remove_attempt_record(&stem)?;
+        let dirs: &[&Path] = if attempt_removed {
+            &[&self.dirs.reported, &self.dirs.attempts]
+        } else {
+            &[&self.dirs.reported]
+        };
+        fsutil::sync_together(&[], dirs)?;
         self.lock_index().finish(&stem, State::Reported, bytes);
         Ok(done)
     }

@@ -3,8 +3,8 @@
 //!
 //! There is no inbox here: the input already is a file the user keeps. Files are
 //! named `<stem>.<output name>` (`chest.report.json`, `chest.fhir.json`, …), and
-//! each one is either absent or complete; the JSON report is written last so its
-//! presence means the set is complete.
+//! each one is either absent or complete; the JSON report is published last
+//! ([`fsutil::write_atomic_set`]) so its presence means the set is complete.
 
 use std::path::{Path, PathBuf};
 
@@ -52,16 +52,14 @@ impl OutDir {
             key: stem.to_string(),
             source,
         })?;
-        let mut written = Vec::with_capacity(outputs.len() + 1);
+        let mut set: Vec<(PathBuf, &[u8])> = Vec::with_capacity(outputs.len() + 1);
         for o in outputs {
             key::check_output_name(&o.name)?;
-            let path = self.dir.join(format!("{stem}.{}", o.name));
-            fsutil::write_atomic(&path, &o.bytes)?;
-            written.push(path);
+            set.push((self.dir.join(format!("{stem}.{}", o.name)), &o.bytes));
         }
-        let path = self.report_path(&stem);
-        fsutil::write_atomic(&path, &json)?;
-        written.push(path);
+        set.push((self.report_path(&stem), &json));
+        fsutil::write_atomic_set(&self.dir, &set)?;
+        let written = set.into_iter().map(|(p, _)| p).collect();
         Ok(written)
     }
 }

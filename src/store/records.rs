@@ -73,13 +73,21 @@ impl Dirs {
     }
 }
 
-/// Create `path` holding `text`, fsync it and its folder. A crash before the
-/// end can leave the file empty or short: callers only rely on its existence.
+/// Create `path` holding `text` and fsync its folder, which makes the file's
+/// existence durable. Its text is not fsynced: a crash can leave the file
+/// empty or short, and callers only rely on its existence (a text that does
+/// not parse is read as missing, see [`build_index`]).
 pub(super) fn write_record(path: &Path, text: &str) -> Result<(), StoreError> {
-    File::create(path)
-        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|_| f.sync_all()))
-        .map_err(fsutil::io_err(path, "write record"))?;
+    create_record(path, text)?;
     fsutil::sync_dir(fsutil::parent_of(path))
+}
+
+/// [`write_record`] without the folder fsync, for a caller that fsyncs the
+/// folder itself (together with others).
+pub(super) fn create_record(path: &Path, text: &str) -> Result<(), StoreError> {
+    File::create(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(fsutil::io_err(path, "write record"))
 }
 
 /// Remove `path`; a file already gone is fine.

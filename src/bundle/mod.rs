@@ -13,6 +13,7 @@ mod build;
 mod compile;
 mod manifest;
 mod parity;
+mod reduced;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,12 +24,13 @@ use thiserror::Error;
 pub use build::{
     attach_impression_bank, attach_view_check, build, recompile, synthetic_image, BuildOptions,
 };
-pub use compile::{compile, load_nnef, load_onnx};
+pub use compile::{compile, compile_f16, load_nnef, load_onnx};
 pub use manifest::{
-    Artefact, FileEntry, Manifest, ObservationThreshold, Precision, VocabEntry, SCHEMA_VERSION,
-    TRACT_VERSION,
+    cpu_features, target_matches, Artefact, FileEntry, Manifest, ObservationThreshold, Precision,
+    VocabEntry, SCHEMA_VERSION, TRACT_VERSION,
 };
 pub use parity::{argmax, EncoderValues, Parity, ParityReport, ParityStep};
+pub use reduced::{add_reduced, Reduced};
 
 use crate::export::ExportError;
 

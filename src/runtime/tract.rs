@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use tract_core::prelude::multithread::Executor;
 use tract_core::prelude::{
-    tvec, IntoTValue, RunOptions, TValue, Tensor, TypedRunnableModel, TypedSimpleState,
+    tvec, DatumType, IntoTValue, RunOptions, TValue, Tensor, TypedRunnableModel, TypedSimpleState,
 };
 
 use super::{EncoderOutput, Runtime, RuntimeError, StepOutput};
@@ -62,25 +62,43 @@ pub struct TractRuntime {
     encoder: Arc<TypedRunnableModel>,
     decoder: Mutex<TypedSimpleState>,
     cache: Mutex<Option<GridCache>>,
+    /// Float type of the encoder's image and of the decoder's state and grid
+    /// inputs: f32, or f16 for an f16 artefact (outputs are read back as f32).
+    encoder_dt: DatumType,
+    decoder_dt: DatumType,
 }
 
 fn inference(e: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Inference(format!("{e:#}"))
 }
 
-fn tensor(shape: &[usize], data: &[f32]) -> Result<TValue, RuntimeError> {
-    Tensor::from_shape(shape, data)
-        .map(|t| t.into_tvalue())
-        .map_err(inference)
+fn tensor(shape: &[usize], data: &[f32], dt: DatumType) -> Result<TValue, RuntimeError> {
+    let t = Tensor::from_shape(shape, data).map_err(inference)?;
+    if dt == DatumType::F32 {
+        return Ok(t.into_tvalue());
+    }
+    Ok(t.cast_to_dt(dt)
+        .map_err(inference)?
+        .into_owned()
+        .into_tvalue())
 }
 
 fn to_vec(value: &TValue) -> Result<Vec<f32>, RuntimeError> {
+    let value = value.cast_to::<f32>().map_err(inference)?;
     Ok(value
         .try_as_plain_ram()
         .map_err(inference)?
         .as_slice::<f32>()
         .map_err(inference)?
         .to_vec())
+}
+
+/// Datum type of a plan's input `i`.
+fn input_dt(plan: &TypedRunnableModel, i: usize, path: &Path) -> Result<DatumType, BundleError> {
+    plan.model()
+        .input_fact(i)
+        .map(|f| f.datum_type)
+        .map_err(|e| BundleError::tract(path, "read the input type", e))
 }
 
 fn check_len(got: usize, expected: usize) -> Result<(), RuntimeError> {
@@ -121,12 +139,13 @@ impl TractRuntime {
                             path: manifest_path,
                             message: format!("no {} artefact in this bundle", p.name()),
                         })?,
-                    None => m.artefact_for(arch).or_else(|| m.fp32()).ok_or_else(|| {
-                        BundleError::Invalid {
+                    None => m
+                        .artefact_for_cpu(arch, &bundle::cpu_features())
+                        .or_else(|| m.fp32())
+                        .ok_or_else(|| BundleError::Invalid {
                             path: manifest_path,
                             message: format!("no artefact for {arch} and no fp32 fallback"),
-                        }
-                    })?,
+                        })?,
                 };
                 (
                     bundle.path(&a.encoder),
@@ -164,17 +183,22 @@ impl TractRuntime {
                 bundle::load_nnef(path, &run_options)
             }
         };
-        let encoder = load(encoder)?;
+        let encoder_plan = load(encoder)?;
+        let encoder_dt = input_dt(&encoder_plan, 0, encoder)?;
         let decoder_plan = load(decoder)?;
+        // Input 1 is the state (input 0 the token).
+        let decoder_dt = input_dt(&decoder_plan, 1, decoder)?;
         let state = decoder_plan
             .spawn()
             .map_err(|e| BundleError::tract(decoder, "start a session", e))?;
         Ok(TractRuntime {
             config: config.clone(),
             precision: Precision::Fp32,
-            encoder,
+            encoder: encoder_plan,
             decoder: Mutex::new(state),
             cache: Mutex::new(None),
+            encoder_dt,
+            decoder_dt,
         })
     }
 
@@ -203,8 +227,8 @@ impl TractRuntime {
         check_len(encoded.grid.len(), n * ch)?;
         check_len(encoded.grid_proj.len(), proj_shape.iter().product())?;
         let tensors = (
-            tensor(&[1, n, ch], &encoded.grid)?,
-            tensor(&proj_shape, &encoded.grid_proj)?,
+            tensor(&[1, n, ch], &encoded.grid, self.decoder_dt)?,
+            tensor(&proj_shape, &encoded.grid_proj, self.decoder_dt)?,
         );
         *cache = Some(GridCache {
             grid: encoded.grid.clone(),
@@ -221,7 +245,7 @@ impl Runtime for TractRuntime {
         check_len(image.len(), s * s)?;
         let out = self
             .encoder
-            .run(tvec![tensor(&[1, 1, s, s], image)?])
+            .run(tvec![tensor(&[1, 1, s, s], image, self.encoder_dt)?])
             .map_err(inference)?;
         let h0 = match self.config.decoder {
             DecoderKind::Attention => to_vec(&out[4])?,
@@ -254,7 +278,7 @@ impl Runtime for TractRuntime {
         let token = Tensor::from_shape(&[1], &[token as i64])
             .map_err(inference)?
             .into_tvalue();
-        let h = tensor(&[1, c.state_size()], state)?;
+        let h = tensor(&[1, c.state_size()], state, self.decoder_dt)?;
         let inputs = match c.decoder {
             DecoderKind::Attention => tvec![token, h, grid, grid_proj],
             DecoderKind::Merge => tvec![token, h, grid_proj],

@@ -70,7 +70,8 @@ for cpu in cortex-a72 cortex-a76; do
         --model "$bundle" --precision "$p" --labels "$labels" --ids "$work/test-ids.txt" \
         --check --json > "$work/check.json" 2> "$work/check.err" || status=$?
       tail -1 "$work/check.err" >&2
-      python3 - "$cpu" "$p" "$scheme" "$fp32" "$n" "$status" "$work/check.json" >> "$rows" <<'PY'
+      label=$scheme; [ "$p" = int8 ] || label=""  # SCHEME names int8 artefacts only
+      python3 - "$cpu" "$p" "$label" "$fp32" "$n" "$status" "$work/check.json" >> "$rows" <<'PY'
 import json, sys
 cpu, p, scheme, fp32, n, status, path = sys.argv[1:]
 check = json.load(open(path))

@@ -2,12 +2,13 @@
 //! checking it.
 //!
 //! A bundle holds the compiled encoder and decoder (NNEF tars, fp32 and where
-//! present int8), the ONNX graphs they came from, the tokenizer vocabulary,
+//! present int8 or f16), the ONNX graphs they came from, the tokenizer vocabulary,
 //! `parity.json` (inputs with expected outputs) and `manifest.json`, which lists
 //! the sha256 of every other file. [`Bundle::open`] refuses a bundle whose schema
 //! version or any hash does not match, naming the file; [`build`] makes one from
-//! a trainer checkpoint; [`compile`] turns ONNX into NNEF ahead of time so the
-//! board needs no ONNX parser.
+//! a trainer checkpoint; [`add_reduced`] adds a reduced-precision artefact to a
+//! built one; [`compile`] turns ONNX into NNEF ahead of time so the board needs
+//! no ONNX parser.
 
 mod build;
 mod compile;

@@ -2,9 +2,10 @@
 //!
 //! The fp32 encoder graph is rewritten: the image is quantized with plain ops
 //! (Div, Round, Add, Clip, Cast; ONNX `QuantizeLinear` has no NNEF form in
-//! tract), every Conv + ReLU pair becomes one `QLinearConv` (per-channel
-//! symmetric int8 weights, per-tensor u8 activations with zero point 0, so the
-//! u8 saturation is the ReLU), and the last activation is cast back to f32.
+//! tract), every Conv + ReLU pair becomes one `QLinearConv` (symmetric int8
+//! weights, per-tensor activations with zero point 0, as a [`Scheme`] says:
+//! u8 whose saturation is the ReLU, or i8 followed by a ReLU that tract fuses),
+//! and the last activation is cast back to f32.
 //! tract turns `QLinearConv` into its own quantized conv, which NNEF stores as
 //! `tract_core_qconv`. Activation ranges come from running the fp32 graph, with
 //! every ReLU output exposed, on calibration images.
@@ -226,6 +227,109 @@ fn quantize_input(x: &str, absmax: f32, scheme: Scheme) -> (Vec<NodeProto>, Vec<
     (nodes, inits)
 }
 
+/// The quantized input of a layer: tensor, scale and zero-point names, and
+/// the scale's value.
+struct QInput<'a> {
+    x: &'a str,
+    scale: &'a str,
+    zp: &'a str,
+    scale_value: f32,
+}
+
+/// One Conv + ReLU as a `QLinearConv` named `q.l{k}` (and, for the i8 scheme,
+/// a ReLU on its int8 output).
+struct QLayer {
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+    out: String,
+    y_scale: f32,
+}
+
+fn quantize_layer(
+    k: usize,
+    conv: &NodeProto,
+    (w, b): (&TensorProto, &TensorProto),
+    input: QInput,
+    relu_max: f32,
+    scheme: Scheme,
+) -> QLayer {
+    let mut new_nodes = Vec::new();
+    let mut new_inits = Vec::new();
+    let x_scale_value = input.scale_value;
+    let dims: Vec<usize> = w.dims.iter().map(|&d| d as usize).collect();
+    let (wf, bf) = (f32_data(w), f32_data(b));
+    let cout = dims[0];
+    let groups = match scheme {
+        Scheme::U8PerChannel => cout,
+        Scheme::I8PerTensor => 1,
+    };
+    let (wq, w_scale) = quantize_weights(&wf, groups);
+    let bq: Vec<u8> = bf
+        .iter()
+        .enumerate()
+        .flat_map(|(o, b)| {
+            let s = w_scale[o * groups / cout] as f64;
+            ((*b as f64 / (x_scale_value as f64 * s)).round() as i32).to_le_bytes()
+        })
+        .collect();
+    let (levels, y_zp) = match scheme {
+        Scheme::U8PerChannel => (255.0, scalar_u8("", 0)),
+        Scheme::I8PerTensor => (127.0, tensor("", &[], DataType::Int8, vec![0])),
+    };
+    let y_scale = (relu_max / levels).max(f32::MIN_POSITIVE);
+    let p = format!("q.l{k}");
+    let scale_dims: &[usize] = if groups == 1 { &[] } else { &[cout] };
+    new_inits.push(tensor(&format!("{p}.w"), &dims, DataType::Int8, wq));
+    new_inits.push(tensor(
+        &format!("{p}.w_scale"),
+        scale_dims,
+        DataType::Float,
+        w_scale.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    ));
+    new_inits.push(tensor(
+        &format!("{p}.w_zp"),
+        scale_dims,
+        DataType::Int8,
+        vec![0; groups],
+    ));
+    new_inits.push(tensor(&format!("{p}.b"), &[cout], DataType::Int32, bq));
+    new_inits.push(scalar_f32(&format!("{p}.y_scale"), y_scale));
+    new_inits.push(TensorProto {
+        name: format!("{p}.y_zp"),
+        ..y_zp
+    });
+    let out = format!("{p}.y");
+    let inputs = [
+        input.x.to_string(),
+        input.scale.to_string(),
+        input.zp.to_string(),
+        format!("{p}.w"),
+        format!("{p}.w_scale"),
+        format!("{p}.w_zp"),
+        format!("{p}.y_scale"),
+        format!("{p}.y_zp"),
+        format!("{p}.b"),
+    ];
+    let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    let mut n = node("QLinearConv", &inputs, &out, vec![]);
+    n.attribute = conv.attribute.clone();
+    new_nodes.push(n);
+    let out = match scheme {
+        Scheme::U8PerChannel => out,
+        Scheme::I8PerTensor => {
+            let relu = format!("{p}.relu");
+            new_nodes.push(node("Relu", &[&out], &relu, vec![]));
+            relu
+        }
+    };
+    QLayer {
+        nodes: new_nodes,
+        inits: new_inits,
+        out,
+        y_scale,
+    }
+}
+
 /// The int8 encoder: the fp32 graph with its conv stack quantized (the
 /// original scheme, [`Scheme::U8PerChannel`]).
 pub fn quantize_encoder(
@@ -270,80 +374,24 @@ pub fn quantize_encoder_with(
     let mut last_relu = String::new();
     for (k, &(ci, ri)) in pairs.iter().enumerate() {
         let conv = &g.node[ci];
+        let input = QInput {
+            x: &x,
+            scale: &x_scale,
+            zp: &x_zp,
+            scale_value: x_scale_value,
+        };
         let (w, b) = (&inits[&conv.input[1]], &inits[&conv.input[2]]);
-        let dims: Vec<usize> = w.dims.iter().map(|&d| d as usize).collect();
-        let (wf, bf) = (f32_data(w), f32_data(b));
-        let cout = dims[0];
-        let groups = match scheme {
-            Scheme::U8PerChannel => cout,
-            Scheme::I8PerTensor => 1,
-        };
-        let (wq, w_scale) = quantize_weights(&wf, groups);
-        let bq: Vec<u8> = bf
-            .iter()
-            .enumerate()
-            .flat_map(|(o, b)| {
-                let s = w_scale[o * groups / cout] as f64;
-                ((*b as f64 / (x_scale_value as f64 * s)).round() as i32).to_le_bytes()
-            })
-            .collect();
-        let (levels, y_zp) = match scheme {
-            Scheme::U8PerChannel => (255.0, scalar_u8("", 0)),
-            Scheme::I8PerTensor => (127.0, tensor("", &[], DataType::Int8, vec![0])),
-        };
-        let y_scale = (cal.relu_max[k] / levels).max(f32::MIN_POSITIVE);
-        let p = format!("q.l{k}");
-        let scale_dims: &[usize] = if groups == 1 { &[] } else { &[cout] };
-        new_inits.push(tensor(&format!("{p}.w"), &dims, DataType::Int8, wq));
-        new_inits.push(tensor(
-            &format!("{p}.w_scale"),
-            scale_dims,
-            DataType::Float,
-            w_scale.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ));
-        new_inits.push(tensor(
-            &format!("{p}.w_zp"),
-            scale_dims,
-            DataType::Int8,
-            vec![0; groups],
-        ));
-        new_inits.push(tensor(&format!("{p}.b"), &[cout], DataType::Int32, bq));
-        new_inits.push(scalar_f32(&format!("{p}.y_scale"), y_scale));
-        new_inits.push(TensorProto {
-            name: format!("{p}.y_zp"),
-            ..y_zp
-        });
-        let out = format!("{p}.y");
-        let inputs = [
-            x.clone(),
-            x_scale.clone(),
-            x_zp.clone(),
-            format!("{p}.w"),
-            format!("{p}.w_scale"),
-            format!("{p}.w_zp"),
-            format!("{p}.y_scale"),
-            format!("{p}.y_zp"),
-            format!("{p}.b"),
-        ];
-        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        let mut n = node("QLinearConv", &inputs, &out, vec![]);
-        n.attribute = conv.attribute.clone();
-        new_nodes.push(n);
-        let out = match scheme {
-            Scheme::U8PerChannel => out,
-            Scheme::I8PerTensor => {
-                let relu = format!("{p}.relu");
-                new_nodes.push(node("Relu", &[&out], &relu, vec![]));
-                relu
-            }
-        };
+        let layer = quantize_layer(k, conv, (w, b), input, cal.relu_max[k], scheme);
+        new_nodes.extend(layer.nodes);
+        new_inits.extend(layer.inits);
         drop_nodes.insert(ci);
         drop_nodes.insert(ri);
         drop_inits.insert(conv.input[1].clone());
         drop_inits.insert(conv.input[2].clone());
         last_relu = g.node[ri].output[0].clone();
-        (x, x_scale, x_zp) = (out, format!("{p}.y_scale"), format!("{p}.y_zp"));
-        x_scale_value = y_scale;
+        let p = format!("q.l{k}");
+        (x, x_scale, x_zp) = (layer.out, format!("{p}.y_scale"), format!("{p}.y_zp"));
+        x_scale_value = layer.y_scale;
     }
     // Back to f32 under the last ReLU's name, for the unchanged tail.
     new_nodes.push(node(

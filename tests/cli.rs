@@ -470,6 +470,18 @@ fn precision_selects_ids_and_checks_its_bounds() {
         &"--force",
     ]));
     assert!(err.contains("no int8 artefact"), "{err}");
+
+    // fp32 against itself is no comparison.
+    let err = failed(&cxr(&[
+        &"precision",
+        &"--model",
+        &tiny(),
+        &"--labels",
+        &nih(),
+        &"--precision",
+        &"fp32",
+    ]));
+    assert!(err.contains("--precision fp32"), "{err}");
 }
 
 #[test]

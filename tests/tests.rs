@@ -9,6 +9,7 @@ mod input;
 mod labeller;
 mod metrics;
 mod output;
+mod precision;
 mod reporter;
 mod retention;
 mod scp;

@@ -17,8 +17,8 @@ use crate::text::Vocab;
 use prost::Message;
 
 /// File names of the int8 encoder (its decoder is the fp32 one).
-const INT8_ONNX: &str = "encoder.int8.onnx";
-const INT8_NNEF: &str = "encoder.int8.nnef.tar";
+pub(super) const INT8_ONNX: &str = "encoder.int8.onnx";
+pub(super) const INT8_NNEF: &str = "encoder.int8.nnef.tar";
 
 /// Everything a bundle needs besides the checkpoint and the vocabulary file.
 #[derive(Debug, Clone)]
@@ -244,7 +244,7 @@ pub fn build(
     Bundle::open(out_dir)
 }
 
-fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), BundleError> {
+pub(super) fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), BundleError> {
     let path = dir.join(MANIFEST);
     let text = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
     std::fs::write(&path, text).map_err(BundleError::io(&path))

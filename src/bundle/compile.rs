@@ -17,14 +17,35 @@ use super::BundleError;
 /// written deterministically (fixed timestamps), so its hash depends on the
 /// model only.
 pub fn compile(onnx: &Path, nnef: &Path) -> Result<(), BundleError> {
-    let model = tract_onnx::onnx()
+    write_nnef(&typed(onnx)?, nnef)
+}
+
+/// Compile as [`compile`] does, with every f32 weight, activation and
+/// operation turned into f16 (tract's `FloatPrecisionTranslator`). The graph's
+/// float inputs and outputs become f16 too; the runtime casts at the edges.
+pub fn compile_f16(onnx: &Path, nnef: &Path) -> Result<(), BundleError> {
+    use tract_core::floats::FloatPrecisionTranslator;
+    use tract_core::transform::ModelTransform;
+    use tract_onnx::prelude::{f16, Datum};
+    let mut model = typed(onnx)?;
+    FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type())
+        .transform(&mut model)
+        .map_err(|e| BundleError::tract(onnx, "translate the model to f16", e))?;
+    let model = model
+        .into_decluttered()
+        .map_err(|e| BundleError::tract(onnx, "declutter the f16 model", e))?;
+    write_nnef(&model, nnef)
+}
+
+/// The ONNX graph at `onnx`, typed with its fixed shapes and decluttered.
+fn typed(onnx: &Path) -> Result<TypedModel, BundleError> {
+    tract_onnx::onnx()
         .model_for_path(onnx)
         .map_err(|e| BundleError::tract(onnx, "read the ONNX model", e))?
         .into_typed()
         .map_err(|e| BundleError::tract(onnx, "type the model (are all shapes fixed?)", e))?
         .into_decluttered()
-        .map_err(|e| BundleError::tract(onnx, "declutter the model", e))?;
-    write_nnef(&model, nnef)
+        .map_err(|e| BundleError::tract(onnx, "declutter the model", e))
 }
 
 /// Write a decluttered typed model as a plain (uncompressed) NNEF tar, which

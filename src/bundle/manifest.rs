@@ -21,6 +21,9 @@ pub const TRACT_VERSION: &str = "0.23.9";
 pub enum Precision {
     Fp32,
     Int8,
+    /// f16 weights and arithmetic (tract's native f16 kernels need a CPU with
+    /// FP16 arithmetic, target `aarch64+fp16`; elsewhere tract emulates it slowly).
+    F16,
 }
 
 impl Precision {
@@ -29,6 +32,7 @@ impl Precision {
         match self {
             Precision::Fp32 => "fp32",
             Precision::Int8 => "int8",
+            Precision::F16 => "f16",
         }
     }
 }
@@ -40,7 +44,8 @@ impl std::str::FromStr for Precision {
         match s {
             "fp32" => Ok(Precision::Fp32),
             "int8" => Ok(Precision::Int8),
-            other => Err(format!("unknown precision {other:?} (fp32 or int8)")),
+            "f16" => Ok(Precision::F16),
+            other => Err(format!("unknown precision {other:?} (fp32, int8 or f16)")),
         }
     }
 }
@@ -51,8 +56,10 @@ impl std::fmt::Display for Precision {
     }
 }
 
-/// A compiled encoder/decoder pair and the CPU architectures
-/// (`std::env::consts::ARCH` values) it is meant for.
+/// A compiled encoder/decoder pair and the CPUs it is meant for: each target is
+/// an architecture (`std::env::consts::ARCH`), optionally with CPU features the
+/// artefact needs, joined by `+` (`aarch64+fp16`, `aarch64+dotprod`; see
+/// [`target_matches`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Artefact {
     pub precision: Precision,
@@ -135,11 +142,18 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// The artefact to run on `arch`, or `None` if no artefact lists it.
+    /// The artefact to run on `arch` without any optional CPU feature, or
+    /// `None` if no artefact lists it.
     pub fn artefact_for(&self, arch: &str) -> Option<&Artefact> {
+        self.artefact_for_cpu(arch, &[])
+    }
+
+    /// The artefact to run on a CPU of `arch` with `features` (names as in
+    /// [`target_matches`]): the first whose targets include one it satisfies.
+    pub fn artefact_for_cpu(&self, arch: &str, features: &[&str]) -> Option<&Artefact> {
         self.artefacts
             .iter()
-            .find(|a| a.targets.iter().any(|t| t == arch))
+            .find(|a| a.targets.iter().any(|t| target_matches(t, arch, features)))
     }
 
     /// The fp32 artefact (always present in a valid bundle).
@@ -180,9 +194,53 @@ impl Manifest {
     }
 }
 
+/// Does the target `arch[+feature…]` fit a CPU of `arch` with `features`?
+/// Features: `fp16` (FP16 arithmetic, what tract's f16 kernels need) and
+/// `dotprod` (SDOT/UDOT, tract's int8 dot-product kernel). A feature this build
+/// does not know is never satisfied, so such an artefact is left to CPUs that
+/// report it.
+pub fn target_matches(target: &str, arch: &str, features: &[&str]) -> bool {
+    let mut parts = target.split('+');
+    parts.next() == Some(arch) && parts.all(|f| features.contains(&f))
+}
+
+/// The optional CPU features of [`target_matches`] this CPU has, as tract
+/// detects them (so an artefact is chosen only where tract runs it natively).
+pub fn cpu_features() -> Vec<&'static str> {
+    let mut features = Vec::new();
+    if tract_linalg::has_fp16() {
+        features.push("fp16");
+    }
+    #[cfg(target_arch = "aarch64")]
+    if tract_linalg::arm64::has_dotprod() {
+        features.push("dotprod");
+    }
+    features
+}
+
 #[cfg(test)]
 mod tests {
     use super::TRACT_VERSION;
+
+    #[test]
+    fn targets_match_arch_and_every_named_feature() {
+        use super::target_matches;
+        assert!(target_matches("aarch64", "aarch64", &[]));
+        assert!(target_matches("aarch64", "aarch64", &["fp16"]));
+        assert!(target_matches(
+            "aarch64+fp16",
+            "aarch64",
+            &["dotprod", "fp16"]
+        ));
+        assert!(!target_matches("aarch64+fp16", "aarch64", &["dotprod"]));
+        assert!(!target_matches("aarch64+fp16", "x86_64", &["fp16"]));
+        assert!(!target_matches(
+            "aarch64+sve9",
+            "aarch64",
+            &["fp16", "dotprod"]
+        ));
+        assert!(!target_matches("aarch", "aarch64", &[]));
+    }
 
     #[test]
     fn tract_version_matches_the_cargo_pin() {

@@ -2,17 +2,19 @@
 //! checking it.
 //!
 //! A bundle holds the compiled encoder and decoder (NNEF tars, fp32 and where
-//! present int8), the ONNX graphs they came from, the tokenizer vocabulary,
+//! present int8 or f16), the ONNX graphs they came from, the tokenizer vocabulary,
 //! `parity.json` (inputs with expected outputs) and `manifest.json`, which lists
 //! the sha256 of every other file. [`Bundle::open`] refuses a bundle whose schema
 //! version or any hash does not match, naming the file; [`build`] makes one from
-//! a trainer checkpoint; [`compile`] turns ONNX into NNEF ahead of time so the
-//! board needs no ONNX parser.
+//! a trainer checkpoint; [`add_reduced`] adds a reduced-precision artefact to a
+//! built one; [`compile`] turns ONNX into NNEF ahead of time so the board needs
+//! no ONNX parser.
 
 mod build;
 mod compile;
 mod manifest;
 mod parity;
+mod reduced;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,12 +25,13 @@ use thiserror::Error;
 pub use build::{
     attach_impression_bank, attach_view_check, build, recompile, synthetic_image, BuildOptions,
 };
-pub use compile::{compile, load_nnef, load_nnef_bytes, load_onnx};
+pub use compile::{compile, compile_f16, load_nnef, load_nnef_bytes, load_onnx};
 pub use manifest::{
-    Artefact, FileEntry, Manifest, ObservationThreshold, Precision, VocabEntry, SCHEMA_VERSION,
-    TRACT_VERSION,
+    cpu_features, target_matches, Artefact, FileEntry, Manifest, ObservationThreshold, Precision,
+    VocabEntry, SCHEMA_VERSION, TRACT_VERSION,
 };
 pub use parity::{argmax, EncoderValues, Parity, ParityReport, ParityStep};
+pub use reduced::{add_reduced, Reduced};
 
 use crate::export::ExportError;
 

@@ -1,11 +1,12 @@
-//! `precision`: does the bundle's int8 artefact say what its fp32 artefact says?
+//! `precision`: does a bundle's reduced-precision artefact (int8 or f16) say
+//! what its fp32 artefact says?
 //!
 //! Both artefacts run through the whole device path (decode, preprocess,
 //! encoder, greedy decoding with the repetition guard, thresholds) on labelled
 //! radiographs, on this CPU. Reported: the share of images whose impression is
 //! identical, the share of finding flags that agree, the largest score gap, and
 //! each finding's AUROC under both precisions against the labels. `--check`
-//! turns the acceptance bounds (agreement ≥ 90 %, every AUROC within 0.01) into
+//! turns the acceptance bounds (agreement ≥ 95 %, every AUROC within 0.01) into
 //! the exit status.
 
 use std::collections::HashSet;
@@ -35,11 +36,14 @@ pub struct Args {
     /// Bundle folder; default as for `report`.
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// The artefact compared with fp32: int8 or f16.
+    #[arg(long, default_value = "int8")]
+    pub precision: Precision,
     /// Exit non-zero unless ≥ `--min-agreement` of impressions are identical and
     /// every finding's AUROC moves by at most `--max-auroc-delta`.
     #[arg(long)]
     pub check: bool,
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.95)]
     pub min_agreement: f64,
     #[arg(long, default_value_t = 0.01)]
     pub max_auroc_delta: f64,
@@ -57,7 +61,7 @@ struct FindingAuroc {
     observation: Observation,
     positives: usize,
     fp32: Option<f64>,
-    int8: Option<f64>,
+    reduced: Option<f64>,
     delta: Option<f64>,
 }
 
@@ -65,6 +69,7 @@ struct FindingAuroc {
 struct Summary {
     model_id: String,
     arch: &'static str,
+    precision: Precision,
     images: usize,
     skipped: Vec<String>,
     identical_impressions: usize,
@@ -72,13 +77,13 @@ struct Summary {
     flag_agreement: f64,
     max_score_delta: f32,
     mean_auroc_fp32: f64,
-    mean_auroc_int8: f64,
+    mean_auroc_reduced: f64,
     max_auroc_delta: f64,
     auroc: Vec<FindingAuroc>,
     distinct_impressions_fp32: usize,
-    distinct_impressions_int8: usize,
+    distinct_impressions_reduced: usize,
     median_encoder_ms_fp32: f64,
-    median_encoder_ms_int8: f64,
+    median_encoder_ms_reduced: f64,
     differing: Vec<(String, String, String)>,
 }
 
@@ -172,7 +177,10 @@ fn score(report: &Report, o: Observation) -> f32 {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let images = select(&args)?;
     let fp32 = open(&args, Precision::Fp32)?;
-    let int8 = open(&args, Precision::Int8)?;
+    if args.precision == Precision::Fp32 {
+        bail!("--precision fp32: compare int8 or f16 with fp32");
+    }
+    let reduced = open(&args, args.precision)?;
     let validate = ValidateOptions {
         force: args.force,
         ..ValidateOptions::default()
@@ -182,7 +190,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for (n, image) in images.iter().enumerate() {
         let result = input::decode_file(&image.path, &validate)
             .map_err(anyhow::Error::from)
-            .and_then(|r| Ok((fp32.report(&r)?, int8.report(&r)?)));
+            .and_then(|r| Ok((fp32.report(&r)?, reduced.report(&r)?)));
         match result {
             Ok((a, b)) => pairs.push((image, a, b)),
             Err(e) => {
@@ -197,7 +205,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if pairs.is_empty() {
         bail!("none of the {} images could be read", images.len());
     }
-    let summary = summarise(fp32.model_id(), &pairs, skipped);
+    let summary = summarise(fp32.model_id(), args.precision, &pairs, skipped);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -206,15 +214,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.check {
         if summary.agreement < args.min_agreement {
             bail!(
-                "int8 and fp32 impressions agree on {:.1} % of images, below {:.1} %",
+                "{} and fp32 impressions agree on {:.1} % of images, below {:.1} %",
+                args.precision,
                 summary.agreement * 100.0,
                 args.min_agreement * 100.0
             );
         }
         if summary.max_auroc_delta > args.max_auroc_delta {
             bail!(
-                "a finding's AUROC moves by {:.4} under int8, above {}",
+                "a finding's AUROC moves by {:.4} under {}, above {}",
                 summary.max_auroc_delta,
+                args.precision,
                 args.max_auroc_delta
             );
         }
@@ -224,6 +234,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn summarise(
     model_id: &str,
+    precision: Precision,
     pairs: &[(&NihImage, Report, Report)],
     skipped: Vec<String>,
 ) -> Summary {
@@ -242,7 +253,7 @@ fn summarise(
         }
     }
     let fp32: Vec<&Report> = pairs.iter().map(|p| &p.1).collect();
-    let int8: Vec<&Report> = pairs.iter().map(|p| &p.2).collect();
+    let reduced: Vec<&Report> = pairs.iter().map(|p| &p.2).collect();
     let auroc: Vec<FindingAuroc> = Observation::FINDINGS
         .iter()
         .map(|&o| {
@@ -251,12 +262,12 @@ fn summarise(
                 let s: Vec<f32> = reports.iter().map(|r| score(r, o)).collect();
                 auroc(&s, &labels)
             };
-            let (a, b) = (of(&fp32), of(&int8));
+            let (a, b) = (of(&fp32), of(&reduced));
             FindingAuroc {
                 observation: o,
                 positives: labels.iter().filter(|&&l| l).count(),
                 fp32: a,
-                int8: b,
+                reduced: b,
                 delta: a.zip(b).map(|(a, b)| b - a),
             }
         })
@@ -277,6 +288,7 @@ fn summarise(
     Summary {
         model_id: model_id.to_string(),
         arch: std::env::consts::ARCH,
+        precision,
         images: n,
         skipped,
         identical_impressions: identical,
@@ -284,16 +296,16 @@ fn summarise(
         flag_agreement: flags.0 as f64 / flags.1.max(1) as f64,
         max_score_delta,
         mean_auroc_fp32: mean(|f| f.fp32),
-        mean_auroc_int8: mean(|f| f.int8),
+        mean_auroc_reduced: mean(|f| f.reduced),
         max_auroc_delta: auroc
             .iter()
             .filter_map(|f| f.delta)
             .fold(0.0, |m, d| m.max(d.abs())),
         auroc,
         distinct_impressions_fp32: distinct(&fp32),
-        distinct_impressions_int8: distinct(&int8),
+        distinct_impressions_reduced: distinct(&reduced),
         median_encoder_ms_fp32: encoder_ms(&fp32),
-        median_encoder_ms_int8: encoder_ms(&int8),
+        median_encoder_ms_reduced: encoder_ms(&reduced),
         differing: pairs
             .iter()
             .filter(|(_, a, b)| a.impression != b.impression)
@@ -305,9 +317,10 @@ fn summarise(
 fn table(s: &Summary) -> String {
     let fmt = |v: Option<f64>| v.map_or("   n/a".to_string(), |v| format!("{v:.4}"));
     let mut out = format!(
-        "model {} on {}: int8 vs fp32 over {} labelled images ({} skipped)\n",
+        "model {} on {}: {} vs fp32 over {} labelled images ({} skipped)\n",
         s.model_id,
         s.arch,
+        s.precision,
         s.images,
         s.skipped.len()
     );
@@ -320,20 +333,24 @@ fn table(s: &Summary) -> String {
         s.max_score_delta
     );
     out += &format!(
-        "distinct impressions fp32 {}, int8 {}; median encoder {:.2} ms fp32, {:.2} ms int8\n",
+        "distinct impressions fp32 {}, {p} {}; median encoder {:.2} ms fp32, {:.2} ms {p}\n",
         s.distinct_impressions_fp32,
-        s.distinct_impressions_int8,
+        s.distinct_impressions_reduced,
         s.median_encoder_ms_fp32,
-        s.median_encoder_ms_int8
+        s.median_encoder_ms_reduced,
+        p = s.precision
     );
-    out += "finding            pos    fp32    int8       Δ\n";
+    out += &format!(
+        "finding            pos    fp32  {:>6}       Δ\n",
+        s.precision.name()
+    );
     for f in &s.auroc {
         out += &format!(
             "{:<17} {:>4}  {}  {}  {}\n",
             f.observation.key(),
             f.positives,
             fmt(f.fp32),
-            fmt(f.int8),
+            fmt(f.reduced),
             f.delta.map_or("   n/a".into(), |d| format!("{d:+.4}"))
         );
     }
@@ -341,12 +358,12 @@ fn table(s: &Summary) -> String {
         "mean AUROC        {:>4}  {:.4}  {:.4}  {:+.4} (max |Δ| {:.4})\n",
         "",
         s.mean_auroc_fp32,
-        s.mean_auroc_int8,
-        s.mean_auroc_int8 - s.mean_auroc_fp32,
+        s.mean_auroc_reduced,
+        s.mean_auroc_reduced - s.mean_auroc_fp32,
         s.max_auroc_delta
     );
     for (id, a, b) in s.differing.iter().take(10) {
-        out += &format!("differs {id}: fp32 {a:?} | int8 {b:?}\n");
+        out += &format!("differs {id}: fp32 {a:?} | {} {b:?}\n", s.precision);
     }
     out
 }

@@ -43,7 +43,7 @@ pub struct Args {
     /// Threads for the model.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// Run this artefact (fp32 or int8) instead of the one the bundle names for
+    /// Run this artefact (fp32, int8 or f16) instead of the one the bundle names for
     /// this CPU.
     #[arg(long)]
     pub precision: Option<cxr_edge::bundle::Precision>,

@@ -12,6 +12,7 @@
 
 mod decoder;
 mod encoder;
+pub mod equalize;
 mod graph;
 pub mod quant;
 mod weights;

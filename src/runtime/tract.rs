@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, TryLockError};
 
 use tract_core::prelude::multithread::Executor;
 use tract_core::prelude::{
-    tvec, IntoTValue, RunOptions, TValue, TVec, Tensor, TypedRunnableModel, TypedSimpleState,
+    tvec, DatumType, IntoTValue, RunOptions, TValue, TVec, Tensor, TypedRunnableModel,
+    TypedSimpleState,
 };
 
 use super::{EncoderOutput, Runtime, RuntimeError, StepOutput};
@@ -103,7 +104,7 @@ fn nnef_artefact(
                 message: format!("no {} artefact in this bundle", p.name()),
             })?,
         None => m
-            .artefact_for(arch)
+            .artefact_for_cpu(arch, &bundle::cpu_features())
             .or_else(|| m.fp32())
             .ok_or_else(|| BundleError::Invalid {
                 path: manifest_path,
@@ -128,25 +129,43 @@ pub struct TractRuntime {
     encoder: Mutex<TypedSimpleState>,
     decoder: Mutex<TypedSimpleState>,
     cache: Mutex<Option<GridCache>>,
+    /// Float type of the encoder's image and of the decoder's state and grid
+    /// inputs: f32, or f16 for an f16 artefact (outputs are read back as f32).
+    encoder_dt: DatumType,
+    decoder_dt: DatumType,
 }
 
 fn inference(e: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Inference(format!("{e:#}"))
 }
 
-fn tensor(shape: &[usize], data: &[f32]) -> Result<TValue, RuntimeError> {
-    Tensor::from_shape(shape, data)
-        .map(|t| t.into_tvalue())
-        .map_err(inference)
+fn tensor(shape: &[usize], data: &[f32], dt: DatumType) -> Result<TValue, RuntimeError> {
+    let t = Tensor::from_shape(shape, data).map_err(inference)?;
+    if dt == DatumType::F32 {
+        return Ok(t.into_tvalue());
+    }
+    Ok(t.cast_to_dt(dt)
+        .map_err(inference)?
+        .into_owned()
+        .into_tvalue())
 }
 
 fn to_vec(value: &TValue) -> Result<Vec<f32>, RuntimeError> {
+    let value = value.cast_to::<f32>().map_err(inference)?;
     Ok(value
         .try_as_plain_ram()
         .map_err(inference)?
         .as_slice::<f32>()
         .map_err(inference)?
         .to_vec())
+}
+
+/// Datum type of a plan's input `i`.
+fn input_dt(plan: &TypedRunnableModel, i: usize, path: &Path) -> Result<DatumType, BundleError> {
+    plan.model()
+        .input_fact(i)
+        .map(|f| f.datum_type)
+        .map_err(|e| BundleError::tract(path, "read the input type", e))
 }
 
 fn check_len(got: usize, expected: usize) -> Result<(), RuntimeError> {
@@ -263,6 +282,9 @@ impl TractRuntime {
             precision: Precision::Fp32,
             encoder: Mutex::new(session(&encoder_plan, encoder)?),
             decoder: Mutex::new(session(&decoder_plan, decoder)?),
+            encoder_dt: input_dt(&encoder_plan, 0, encoder)?,
+            // Input 1 is the state (input 0 the token).
+            decoder_dt: input_dt(&decoder_plan, 1, decoder)?,
             encoder_plan,
             decoder_plan,
             cache: Mutex::new(None),
@@ -287,7 +309,7 @@ impl TractRuntime {
     pub fn encoder_inputs(&self, image: &[f32]) -> Result<TVec<TValue>, RuntimeError> {
         let s = self.config.input_size;
         check_len(image.len(), s * s)?;
-        Ok(tvec![tensor(&[1, 1, s, s], image)?])
+        Ok(tvec![tensor(&[1, 1, s, s], image, self.encoder_dt)?])
     }
 
     /// The decoder's inputs for one step from `state` after `token`.
@@ -309,7 +331,7 @@ impl TractRuntime {
         let token = Tensor::from_shape(&[1], &[token as i64])
             .map_err(inference)?
             .into_tvalue();
-        let h = tensor(&[1, c.state_size()], state)?;
+        let h = tensor(&[1, c.state_size()], state, self.decoder_dt)?;
         Ok(match c.decoder {
             DecoderKind::Attention => tvec![token, h, grid, grid_proj],
             DecoderKind::Merge => tvec![token, h, grid_proj],
@@ -332,8 +354,8 @@ impl TractRuntime {
         check_len(encoded.grid.len(), n * ch)?;
         check_len(encoded.grid_proj.len(), proj_shape.iter().product())?;
         let tensors = (
-            tensor(&[1, n, ch], &encoded.grid)?,
-            tensor(&proj_shape, &encoded.grid_proj)?,
+            tensor(&[1, n, ch], &encoded.grid, self.decoder_dt)?,
+            tensor(&proj_shape, &encoded.grid_proj, self.decoder_dt)?,
         );
         *cache = Some(GridCache {
             grid: encoded.grid.clone(),

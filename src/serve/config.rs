@@ -171,7 +171,7 @@ pub struct ServeConfig {
     /// Threads for the model (studies are processed one at a time).
     #[serde(default = "default_threads")]
     pub threads: usize,
-    /// Artefact precision to run (`fp32` or `int8`); default: the one the
+    /// Artefact precision to run (`fp32`, `int8` or `f16`); default: the one the
     /// bundle's manifest names for this CPU.
     #[serde(default)]
     pub precision: Option<crate::bundle::Precision>,

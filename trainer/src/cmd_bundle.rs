@@ -30,8 +30,8 @@ pub struct Args {
     /// fp32 only.
     #[arg(long, default_value_t = 0)]
     pub calibrate: usize,
-    /// CPU architectures (e.g. `aarch64`) that run the int8 artefact by
-    /// default; none: int8 only on request (`cxr-edge … --precision int8`).
+    /// CPU targets (e.g. `aarch64`, `aarch64+dotprod`) that run the int8
+    /// artefact by default; none: int8 only on request (`cxr-edge … --precision int8`).
     #[arg(long, value_delimiter = ',')]
     pub int8_for: Vec<String>,
 }

@@ -316,15 +316,7 @@ fn nih() -> PathBuf {
 
 #[test]
 fn precision_compares_int8_with_fp32_on_labelled_images() {
-    let o = cxr(&[
-        &"precision",
-        &"--model",
-        &tiny(),
-        &"--labels",
-        &nih(),
-        &"--force",
-        &"--json",
-    ]);
+    let o = precision_with(&tiny(), &[&"--force", &"--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let labels = cxr_edge::nih::read_labels(&nih()).unwrap();
@@ -378,36 +370,30 @@ fn precision_compares_int8_with_fp32_on_labelled_images() {
     }
 }
 
+/// `cxr-edge precision --model MODEL --labels <NIH fixture> EXTRA…`.
+fn precision_with(
+    model: &dyn AsRef<std::ffi::OsStr>,
+    extra: &[&dyn AsRef<std::ffi::OsStr>],
+) -> Output {
+    let nih = nih();
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+        vec![&"precision", &"--model", model, &"--labels", &nih];
+    args.extend_from_slice(extra);
+    cxr(&args)
+}
+
 #[test]
 fn precision_selects_ids_and_checks_its_bounds() {
     let dir = tempfile::tempdir().unwrap();
     let ids = dir.path().join("ids.txt");
     std::fs::write(&ids, "# three\n00001280_004\n00000211_013\n00000061_015\n").unwrap();
-    let o = cxr(&[
-        &"precision",
-        &"--model",
-        &tiny(),
-        &"--labels",
-        &nih(),
-        &"--force",
-        &"--ids",
-        &ids,
-        &"--json",
-    ]);
+    let o = precision_with(&tiny(), &[&"--force", &"--ids", &ids, &"--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(doc["images"], 3);
 
     // Without --force the 64-pixel fixture films are refused, each named.
-    let o = cxr(&[
-        &"precision",
-        &"--model",
-        &tiny(),
-        &"--labels",
-        &nih(),
-        &"--ids",
-        &ids,
-    ]);
+    let o = precision_with(&tiny(), &[&"--ids", &ids]);
     let err = failed(&o);
     assert!(
         err.contains("00000211_013.png") && err.contains("smaller than"),
@@ -416,35 +402,24 @@ fn precision_selects_ids_and_checks_its_bounds() {
     assert!(err.contains("none of the 3 images could be read"), "{err}");
 
     // A bound no run can meet fails the check, saying which.
-    let err = failed(&cxr(&[
-        &"precision",
-        &"--model",
+    let err = failed(&precision_with(
         &tiny(),
-        &"--labels",
-        &nih(),
-        &"--force",
-        &"--ids",
-        &ids,
-        &"--check",
-        &"--min-agreement",
-        &"1.01",
-    ]));
+        &[
+            &"--force",
+            &"--ids",
+            &ids,
+            &"--check",
+            &"--min-agreement",
+            &"1.01",
+        ],
+    ));
     assert!(
         err.contains("agree on") && err.contains("below 101.0 %"),
         "{err}"
     );
 
     std::fs::write(&ids, "00001280_004\nnot_an_image\n").unwrap();
-    let err = failed(&cxr(&[
-        &"precision",
-        &"--model",
-        &tiny(),
-        &"--labels",
-        &nih(),
-        &"--force",
-        &"--ids",
-        &ids,
-    ]));
+    let err = failed(&precision_with(&tiny(), &[&"--force", &"--ids", &ids]));
     assert!(
         err.contains("ids.txt") && err.contains("not_an_image"),
         "{err}"
@@ -461,26 +436,11 @@ fn precision_selects_ids_and_checks_its_bounds() {
         .unwrap()
         .retain(|a| a["precision"] == "fp32");
     std::fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
-    let err = failed(&cxr(&[
-        &"precision",
-        &"--model",
-        &fp32_only,
-        &"--labels",
-        &nih(),
-        &"--force",
-    ]));
+    let err = failed(&precision_with(&fp32_only, &[&"--force"]));
     assert!(err.contains("no int8 artefact"), "{err}");
 
     // fp32 against itself is no comparison.
-    let err = failed(&cxr(&[
-        &"precision",
-        &"--model",
-        &tiny(),
-        &"--labels",
-        &nih(),
-        &"--precision",
-        &"fp32",
-    ]));
+    let err = failed(&precision_with(&tiny(), &[&"--precision", &"fp32"]));
     assert!(err.contains("--precision fp32"), "{err}");
 }
 

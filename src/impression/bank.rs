@@ -486,7 +486,7 @@ impl SentenceBank {
     /// A whole impression stating exactly `key` ([`whole_key`]), closest in
     /// wording to `like`.
     pub fn pick_whole(&self, key: &str, like: &str) -> Option<&str> {
-        closest(self.whole.get(key).map_or(&[], Vec::as_slice), like)
+        closest(self.whole.get(key).into_iter().flatten(), like)
     }
 
     /// A normal impression drawn by `seed` among the first [`Self::normal_draw`]
@@ -523,24 +523,14 @@ impl SentenceBank {
         like: &str,
         alone: bool,
     ) -> Option<&str> {
-        let entries = self.entries(o, hedged);
-        if alone {
-            return closest(entries, like);
-        }
-        let plain: Vec<Entry> = entries
-            .iter()
-            .filter(|e| !negates(&e.text))
-            .cloned()
-            .collect();
-        closest(&plain, like)
-            .and_then(|t| entries.iter().find(|e| e.text == t))
-            .map(|e| e.text.as_str())
+        let entries = self.entries(o, hedged).iter();
+        closest(entries.filter(|e| alone || !negates(&e.text)), like)
     }
 }
 
 /// The entry sharing the most words with `like`; entries are ordered by
 /// count, so ties go to the most frequent.
-fn closest<'a>(entries: &'a [Entry], like: &str) -> Option<&'a str> {
+fn closest<'a>(entries: impl IntoIterator<Item = &'a Entry>, like: &str) -> Option<&'a str> {
     let words: Vec<String> = like.split_whitespace().map(str::to_lowercase).collect();
     let shared = |t: &str| {
         t.split(|c: char| !c.is_alphanumeric())

@@ -416,7 +416,7 @@ impl Reporter {
             &findings,
             &self.definite,
             self.bank.as_ref(),
-            film_digest(&tensor),
+            || film_digest(&tensor),
         );
         tracing::debug!(input, generated, source = ?impression.source, "impression");
         let side = self.model.grid_side();

@@ -103,20 +103,21 @@ pub fn names_a_side(text: &str) -> bool {
 }
 
 /// The impression for these findings; `definite[o]` is the score from which a
-/// flagged finding is stated without hedging (`None`: always hedged). `seed`
-/// is a digest of the film: a film without flags reads a normal impression
-/// drawn by it from the bank ([`SentenceBank::draw_normal`]).
+/// flagged finding is stated without hedging (`None`: always hedged). `digest`
+/// gives a digest of the film, asked for only when the film has no flag: it
+/// then reads a normal impression drawn by it from the bank
+/// ([`SentenceBank::draw_normal`]).
 pub fn compose(
     model_text: &str,
     findings: &[Finding],
     definite: &[Option<f32>; Observation::COUNT],
     bank: Option<&SentenceBank>,
-    seed: u64,
+    digest: impl FnOnce() -> u64,
 ) -> Impression {
     let flags = flagged(findings);
     if let Some(normal) = bank
         .filter(|_| flags.is_empty())
-        .and_then(|b| b.draw_normal(seed))
+        .and_then(|b| b.draw_normal(digest()))
     {
         return Impression {
             text: normal.to_string(),
@@ -311,7 +312,7 @@ mod tests {
             &f,
             &ALL_DEFINITE,
             None,
-            0,
+            || 0,
         );
         assert_eq!(kept.source, Source::Model);
         assert_eq!(kept.text, "Cardiomegaly without acute pulmonary disease.");
@@ -322,18 +323,24 @@ mod tests {
             &f,
             &ALL_DEFINITE,
             None,
-            0,
+            || 0,
         );
         assert_eq!(
             (extra.source, extra.text.as_str()),
             (Source::Composed, "Cardiomegaly.")
         );
         // Reads "heart size normal" on a film flagged for cardiomegaly: composed.
-        let contradicts = compose("heart size normal lungs clear", &f, &ALL_DEFINITE, None, 0);
+        let contradicts = compose(
+            "heart size normal lungs clear",
+            &f,
+            &ALL_DEFINITE,
+            None,
+            || 0,
+        );
         assert_eq!(contradicts.text, "Cardiomegaly.");
         // A side the flags cannot support.
         let f = findings(&[(Observation::PleuralEffusion, 0.9)]);
-        let sided = compose("right pleural effusion", &f, &ALL_DEFINITE, None, 0);
+        let sided = compose("right pleural effusion", &f, &ALL_DEFINITE, None, || 0);
         assert_eq!(sided.text, "Pleural effusion.");
     }
 
@@ -344,7 +351,7 @@ mod tests {
             (Observation::Edema, 0.95),
             (Observation::Atelectasis, 0.7),
         ]);
-        let text = compose("", &f, &ALL_DEFINITE, None, 0).text;
+        let text = compose("", &f, &ALL_DEFINITE, None, || 0).text;
         assert_eq!(
             text,
             "Pulmonary edema. Possible atelectasis. Pneumonia cannot be excluded."
@@ -353,13 +360,26 @@ mod tests {
         // Without bands nothing is stated as definite, whatever the score.
         let none = [None; Observation::COUNT];
         assert_eq!(
-            compose("", &findings(&[(Observation::Edema, 0.99)]), &none, None, 0).text,
+            compose(
+                "",
+                &findings(&[(Observation::Edema, 0.99)]),
+                &none,
+                None,
+                || 0
+            )
+            .text,
             "Possible pulmonary edema."
         );
         // No flag: normal, or the model's text when it raises nothing.
         let clear = findings(&[]);
-        assert_eq!(compose("", &clear, &none, None, 0).text, NORMAL);
-        let model = compose("no acute cardiopulmonary process", &clear, &none, None, 0);
+        assert_eq!(compose("", &clear, &none, None, || 0).text, NORMAL);
+        let model = compose(
+            "no acute cardiopulmonary process",
+            &clear,
+            &none,
+            None,
+            || 0,
+        );
         assert_eq!(
             (model.source, model.text.as_str()),
             (Source::Model, "No acute cardiopulmonary process.")
@@ -381,12 +401,12 @@ mod tests {
         let effusion = Observation::PleuralEffusion.index();
         f[effusion].probability = Some(0.32);
         assert_eq!(
-            compose("", &f, &ALL_DEFINITE, None, 0).text,
+            compose("", &f, &ALL_DEFINITE, None, || 0).text,
             "Possible pleural effusion."
         );
         f[effusion].probability = Some(0.61);
         assert_eq!(
-            compose("", &f, &ALL_DEFINITE, None, 0).text,
+            compose("", &f, &ALL_DEFINITE, None, || 0).text,
             "Pleural effusion."
         );
     }
@@ -427,13 +447,13 @@ mod bank_tests {
         ];
         let mut definite = [None; Observation::COUNT];
         definite[Observation::Cardiomegaly.index()] = Some(0.8);
-        let out = compose("heart normal", &findings, &definite, Some(&bank), 0);
+        let out = compose("heart normal", &findings, &definite, Some(&bank), || 0);
         assert_eq!(out.text, "Heart is enlarged. Possible pleural effusion.");
         assert!(agrees(&out.text, &findings));
         // No hedged edema sentence in the bank: the fixed phrase.
         let edema = vec![f(Observation::Edema, 0.7)];
         assert_eq!(
-            compose("", &edema, &definite, Some(&bank), 0).text,
+            compose("", &edema, &definite, Some(&bank), || 0).text,
             "Possible pulmonary edema."
         );
         // No flags: a normal impression from the bank.
@@ -444,7 +464,7 @@ mod bank_tests {
                 &clear,
                 &definite,
                 Some(&bank),
-                0
+                || 0
             )
             .text,
             "No active disease."
@@ -466,15 +486,15 @@ mod bank_tests {
         let none = [None; Observation::COUNT];
         // Three in five seeds draw the wording written three times in five.
         let drawn: Vec<String> = (0..10u64)
-            .map(|seed| compose("", &clear, &none, Some(&bank), seed).text)
+            .map(|seed| compose("", &clear, &none, Some(&bank), || seed).text)
             .collect();
         let common = drawn.iter().filter(|t| *t == "No acute disease.").count();
         assert_eq!((common, drawn.len() - common), (6, 4), "{drawn:?}");
         assert!(drawn.iter().all(|t| agrees(t, &clear)));
         // The same film always reads the same.
         assert_eq!(
-            compose("", &clear, &none, Some(&bank), 5).text,
-            compose("anything", &clear, &none, Some(&bank), 5).text
+            compose("", &clear, &none, Some(&bank), || 5).text,
+            compose("anything", &clear, &none, Some(&bank), || 5).text
         );
     }
 }

@@ -141,11 +141,16 @@ impl Wording {
 }
 
 /// For each normalised word, how often it directly follows a word with a digit
-/// (`3-4 weeks`, `2 cm`) and how often it occurs at all.
+/// (`3-4 weeks`, `2 cm`) and how often it occurs at all. List numbers (`1.`,
+/// `2)`) are not numbers a word needs: "1. Suspected pneumonia" does not make
+/// "suspected" a unit.
 fn count_after_numbers(impression: &str, counts: &mut BTreeMap<String, (u32, u32)>) {
     let mut previous_numeric = false;
     for raw in impression.split_whitespace() {
-        let numeric = raw.chars().any(|c| c.is_numeric());
+        let list_mark = raw
+            .strip_suffix(['.', ')'])
+            .is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()));
+        let numeric = !list_mark && raw.chars().any(|c| c.is_numeric());
         let word = text::normalize(raw, Preset::Seed);
         if !numeric && !word.is_empty() && !word.contains(' ') {
             let c = counts.entry(word).or_default();
@@ -189,6 +194,8 @@ mod tests {
             "Recommend followup PA and lateral chest in 3-4 weeks.",
             "Recommend followup PA and lateral chest in 6-8 weeks.",
             "Nodule measuring 2 cm. Followup in 3 months.",
+            "1. Suspected pneumonia. 2. Suspected effusion.",
+            "3. Suspected edema.",
             "No acute disease.",
             "No acute disease. Heart size normal.",
         ]);
@@ -212,6 +219,8 @@ mod tests {
         // does too, but once is too few to trust.
         assert!(w.numbered.contains("weeks"));
         assert!(!w.numbered.contains("cm") && !w.numbered.contains("chest"));
+        // Three times after a list number only: not a unit.
+        assert!(!w.numbered.contains("suspected"));
         assert_eq!(w.show("followup chest radiograph in weeks"), None);
     }
 }

@@ -53,7 +53,7 @@ pub struct Args {
     /// Read films even if they do not look like frontal chest radiographs.
     #[arg(long)]
     pub force: bool,
-    /// Run this artefact (fp32 or int8) instead of the one the bundle names for
+    /// Run this artefact (fp32, int8 or f16) instead of the one the bundle names for
     /// this CPU.
     #[arg(long)]
     pub precision: Option<cxr_edge::bundle::Precision>,

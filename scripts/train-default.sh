@@ -3,7 +3,8 @@
 # configurations on ../shared/data (a 70 / 15 / 15 patient-level split: the test
 # half is never trained or selected on), choose thresholds and calibration on
 # validation, bundle the chosen one into models/, fit its view check and hedging
-# bands, and score it once on the test half. About 2 h on a 2-core CPU (faster
+# bands, and score it once on the test half (the encoder sweep beside it in the model
+# card: scripts/sweep-encoders.sh). About 2 h on a 2-core CPU (faster
 # with CUDA: run `scripts/setup-libtorch.sh --cuda` first and eval its output).
 #
 #   scripts/train-default.sh [DATA_DIR] [RUNS_DIR]
@@ -59,6 +60,7 @@ python3 scripts/photographs.py "$photos"
   --nih "$data/nih-cxr14" --not-frontal "$data/not-frontal-chest" \
   --extra "$photos/photograph_grey" --extra "$photos/photograph_colour" \
   --write --eval-out "$model/view-check-eval-mobilenet-v2.json"
+cp "$model/view-check-eval-mobilenet-v2.json" "$runs/bundle-mnv2-224/view-check-eval.json"
 "$bin" plot-reliability "$model/findings-eval.json" --out "$model/reliability-test.png"
 # Every epoch's validation AUROC and time of the compared runs, for the model card.
 python3 - "$runs" "$model/training-runs.json" <<'PY'

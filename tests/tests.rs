@@ -8,6 +8,7 @@ mod forward;
 mod input;
 mod labeller;
 mod metrics;
+mod model_card;
 mod output;
 mod precision;
 mod reporter;

@@ -22,7 +22,9 @@ fn every_sweep_row_in_the_card_matches_its_measurement() {
     let sweep = std::fs::read_to_string(dir.join("encoder-sweep.jsonl")).unwrap();
     let card = std::fs::read_to_string(dir.join("MODEL_CARD.md")).unwrap();
     // The sweep's table: from its heading to the paragraph on how it was measured.
-    let start = card.find("**The encoder sweep.**").expect("the card has the sweep");
+    let start = card
+        .find("**The encoder sweep.**")
+        .expect("the card has the sweep");
     let end = start + card[start..].find("How they were measured").unwrap();
     let card = &card[start..end];
     let rows: Vec<serde_json::Value> = sweep
@@ -47,7 +49,10 @@ fn every_sweep_row_in_the_card_matches_its_measurement() {
             format!("{:.1} M", f("a72_insns_per_encoder") / 1e6),
         ];
         for e in expected {
-            assert!(row.contains(&e), "{label}: the card's row lacks {e:?}: {row}");
+            assert!(
+                row.contains(&e),
+                "{label}: the card's row lacks {e:?}: {row}"
+            );
         }
         if let Some(vc) = r["val_not_frontal_refused"].as_object() {
             let e = format!(
@@ -56,7 +61,10 @@ fn every_sweep_row_in_the_card_matches_its_measurement() {
                 vc["refused"],
                 vc["of"]
             );
-            assert!(row.contains(&e), "{label}: the card's row lacks {e:?}: {row}");
+            assert!(
+                row.contains(&e),
+                "{label}: the card's row lacks {e:?}: {row}"
+            );
         }
     }
 }

@@ -27,13 +27,8 @@ cd "$here"
 out=$1; shift
 labels=${LABELS:-$here/../shared/data/nih-cxr14}
 steps=${STEPS:-14}
-dir="$CARGO_TARGET_DIR_AARCH64/aarch64-unknown-linux-gnu/board"
+dir=$(scripts/aarch64-board.sh --bin cxr-edge --example insn_probe)
 bin="$dir/cxr-edge" probe="$dir/examples/insn_probe"
-if [ ! -x "$bin" ] || [ ! -x "$probe" ]; then
-  eval "$(scripts/setup-aarch64.sh --env)"
-  CARGO_TARGET_DIR="$CARGO_TARGET_DIR_AARCH64" cargo +debian-web build --profile board \
-    --target aarch64-unknown-linux-gnu --features "${FEATURES-hardware}" --bin cxr-edge --example insn_probe
-fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/precision-aarch64.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 awk -F, '$3 == "test" { n = split($1, p, "/"); sub(/\.[a-z]+$/, "", p[n]); print p[n] }' \

@@ -29,14 +29,8 @@ cd "$here"
 out=$1; shift
 rounds=${ROUNDS:-3}
 edge="$CARGO_TARGET_DIR/board/cxr-edge"
-dir="$CARGO_TARGET_DIR_AARCH64/aarch64-unknown-linux-gnu/board"
-probe="$dir/examples/insn_probe"
 [ -x "$edge" ] || cargo build --profile board --bin cxr-edge
-if [ ! -x "$probe" ]; then
-  eval "$(scripts/setup-aarch64.sh --env)"
-  CARGO_TARGET_DIR="$CARGO_TARGET_DIR_AARCH64" cargo +debian-web build --profile board \
-    --target aarch64-unknown-linux-gnu --features "${FEATURES-hardware}" --example insn_probe
-fi
+probe="$(scripts/aarch64-board.sh --example insn_probe)/examples/insn_probe"
 work=$(mktemp -d "${TMPDIR:-/tmp}/sweep-cost.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 

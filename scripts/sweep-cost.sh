@@ -3,7 +3,7 @@
 # bundle, for the model card's encoder sweep (issue #11) and the tract-shape comparison
 # (issue #15).
 #
-#   scripts/sweep-cost.sh OUT_JSONL BUNDLE[=LABEL] [BUNDLE[=LABEL]...]
+#   scripts/sweep-cost.sh OUT_JSONL BUNDLE[=LABEL] [BUNDLE[=LABEL]...]   (paths from the repository root)
 #
 # Per bundle:
 #  - the encoder's multiply-accumulates and the validation mean AUROC its checkpoint was
@@ -21,13 +21,11 @@
 # x86 figures are medians over ROUNDS (default 3) rounds on a possibly busy machine; the
 # p25–p75 spread is kept in the output.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-cd "$here"
-# shellcheck source=/dev/null
-. scripts/env.sh
 [ $# -ge 2 ] || { echo "usage: $0 OUT_JSONL BUNDLE[=LABEL]..." >&2; exit 2; }
 out=$1; shift
-rounds=${ROUNDS:-3}
+cd "$(dirname "$0")/.."
+# shellcheck source=/dev/null
+. scripts/env.sh
 edge="$CARGO_TARGET_DIR/board/cxr-edge"
 [ -x "$edge" ] || cargo build --profile board --bin cxr-edge
 probe="$(scripts/aarch64-board.sh --example insn_probe)/examples/insn_probe"
@@ -41,7 +39,7 @@ insns() { # bundle studies steps
 for spec in "$@"; do
   bundle=${spec%%=*} label=${spec#*=}; [ "$label" = "$spec" ] && label=$(basename "$bundle")
   "$edge" info "$bundle" > "$work/info.txt"
-  "$edge" bench-model --model "$bundle" --threads 1 --rounds "$rounds" --json > "$work/bench.json"
+  "$edge" bench-model --model "$bundle" --threads 1 --rounds "${ROUNDS:-3}" --json > "$work/bench.json"
   base=$(insns "$bundle" 1 0); enc=$(insns "$bundle" 21 0); steps=$(insns "$bundle" 1 300)
   python3 - "$label" "$bundle" "$work/info.txt" "$work/bench.json" "$base" "$enc" "$steps" >> "$out" <<'PY'
 import json, re, sys

@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data}
 runs=${2:-runs/sweep}
-shift 2 || true
+shift $(( $# < 2 ? $# : 2 ))
 source scripts/env.sh
 eval "$(scripts/setup-libtorch.sh)"
 cargo build --release -p cxr-train

@@ -40,6 +40,9 @@ declare -A args=(
 order=(mnv2-128-b17 mnv2-128-b13 mnv2-160-b13 mnv2-160-b17 plain-128-c8 plain-128-c8-seed8
   plain-128-seed8)
 [ $# -gt 0 ] && order=("$@")
+for name in "${order[@]}"; do
+  [ -n "${args[$name]+set}" ] || { echo "$0: no run named '$name' (${!args[*]})" >&2; exit 2; }
+done
 mkdir -p "$runs"
 photos="$runs/photographs"
 [ -d "$photos" ] || python3 scripts/photographs.py "$photos"

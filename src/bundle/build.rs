@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::{
-    compile, sha256_hex, Artefact, Bundle, BundleError, FileEntry, Manifest, ObservationThreshold,
-    Parity, Precision, VocabEntry, MANIFEST, SCHEMA_VERSION, TRACT_VERSION,
+    compile, sha256_hex, Artefact, Bundle, BundleError, EncoderValues, FileEntry, Manifest,
+    ObservationThreshold, Parity, Precision, VocabEntry, MANIFEST, SCHEMA_VERSION, TRACT_VERSION,
 };
 use crate::export::{self, quant};
+use crate::model_config::ModelConfig;
 use crate::preprocess::PreprocessOptions;
 use crate::runtime::tract::{TractOptions, TractRuntime};
 use crate::runtime::Runtime;
@@ -189,16 +190,12 @@ pub fn build(
             message: format!("parity run failed: {e}"),
         })?;
     if !options.calibration_images.is_empty() {
-        let q_onnx = out_dir.join(INT8_ONNX);
-        let int8 = TractRuntime::from_files(config, &q_onnx, &dec_onnx, &TractOptions::default())?;
-        parity.int8 = Some(
-            int8.encode(&parity.image)
-                .map_err(|e| BundleError::Invalid {
-                    path: q_onnx.clone(),
-                    message: format!("int8 parity run failed: {e}"),
-                })?
-                .into(),
-        );
+        parity.int8 = Some(int8_parity(
+            config,
+            &out_dir.join(INT8_ONNX),
+            &dec_onnx,
+            &parity.image,
+        )?);
     }
     let parity_path = out_dir.join("parity.json");
     parity.write(&parity_path)?;
@@ -253,6 +250,24 @@ pub(super) fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), Bund
 /// Recompile a bundle's NNEF artefacts from its ONNX graphs with this build's
 /// tract (NNEF is tied to the tract version), then rewrite the hashes and the
 /// tract version in the manifest. The bundle must verify before and after.
+/// The int8 encoder at `q_onnx` (with the fp32 decoder at `dec_onnx`) run on the
+/// parity image: the values `parity.json` holds for it.
+pub(super) fn int8_parity(
+    config: &ModelConfig,
+    q_onnx: &Path,
+    dec_onnx: &Path,
+    image: &[f32],
+) -> Result<EncoderValues, BundleError> {
+    let rt = TractRuntime::from_files(config, q_onnx, dec_onnx, &TractOptions::default())?;
+    Ok(rt
+        .encode(image)
+        .map_err(|e| BundleError::Invalid {
+            path: q_onnx.to_path_buf(),
+            message: format!("int8 parity run failed: {e}"),
+        })?
+        .into())
+}
+
 pub fn recompile(dir: &Path) -> Result<Bundle, BundleError> {
     let bundle = Bundle::open(dir)?;
     let mut manifest = bundle.manifest().clone();

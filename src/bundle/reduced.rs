@@ -11,11 +11,9 @@ use std::path::Path;
 use prost::Message;
 use tract_onnx::pb::ModelProto;
 
-use super::build::{write_manifest, INT8_NNEF, INT8_ONNX};
+use super::build::{int8_parity, write_manifest, INT8_NNEF, INT8_ONNX};
 use super::{compile, sha256_hex, Artefact, Bundle, BundleError, FileEntry, Precision};
 use crate::export::{equalize, quant, quant::Scheme};
-use crate::runtime::tract::{TractOptions, TractRuntime};
-use crate::runtime::Runtime;
 
 /// File names of the f16 artefact.
 const F16_ENCODER: &str = "encoder.f16.nnef.tar";
@@ -122,15 +120,7 @@ fn add_int8(bundle: &Bundle, scheme: Scheme, images: &[Vec<f32>]) -> Result<(), 
     std::fs::write(&q_onnx, int8.encode_to_vec()).map_err(BundleError::io(&q_onnx))?;
     compile(&q_onnx, &bundle.path(INT8_NNEF))?;
     let dec_onnx = bundle.path(&m.onnx_decoder);
-    let rt = TractRuntime::from_files(&m.model, &q_onnx, &dec_onnx, &TractOptions::default())?;
     let mut parity = bundle.parity()?;
-    parity.int8 = Some(
-        rt.encode(&parity.image)
-            .map_err(|e| BundleError::Invalid {
-                path: q_onnx.clone(),
-                message: format!("int8 parity run failed: {e}"),
-            })?
-            .into(),
-    );
+    parity.int8 = Some(int8_parity(&m.model, &q_onnx, &dec_onnx, &parity.image)?);
     parity.write(&bundle.path("parity.json"))
 }

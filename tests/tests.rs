@@ -9,6 +9,7 @@ mod input;
 mod labeller;
 mod metrics;
 mod model_card;
+mod nnef_parser;
 mod output;
 mod precision;
 mod reporter;

@@ -16,6 +16,7 @@
 //! quartiles that bound it ([`Ratio`]), and the study ratio is also given per
 //! round.
 
+mod cold_start;
 mod nodes;
 mod ort;
 mod table;
@@ -26,7 +27,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use cxr_edge::bundle::{self, Bundle, Parity, Precision};
 use cxr_edge::decode::{self, DecodeOptions};
-use cxr_edge::reporter::{OpenTimings, Reporter, ReporterOptions};
+use cxr_edge::reporter::{Reporter, ReporterOptions};
 use cxr_edge::runtime::tract::{ModelSource, TractOptions, TractRuntime};
 use cxr_edge::runtime::Runtime;
 use serde::Serialize;
@@ -57,6 +58,15 @@ pub struct Args {
     /// Loads per graph and format for the load-time figures.
     #[arg(long, default_value_t = 5)]
     pub loads: usize,
+    /// Processes for the cold-start figure: this one's first open, then fresh
+    /// ones that each open the bundle once and exit (only a new process pays
+    /// the whole cold start).
+    #[arg(long, default_value_t = 7)]
+    pub cold_starts: usize,
+    /// Open the bundle once, print the timings as JSON and exit (what each of
+    /// the `--cold-starts` processes runs).
+    #[arg(long, hide = true)]
+    pub cold_start_once: bool,
     /// Time only this NNEF artefact's encoder and decoder step in tract (no
     /// ONNX, no onnxruntime): e.g. for instruction counts under qemu, where two
     /// runs differing only in `--runs` give the cost of one encoder run.
@@ -87,11 +97,10 @@ struct Sizes {
 
 #[derive(Debug, Serialize)]
 struct LoadTimes {
-    /// First `Reporter::open` of the process: verify every hash, load and plan
-    /// both graphs of this CPU's artefact (what a unit pays at boot).
-    cold_start_ms: f64,
-    /// Where the cold start's time went.
-    cold_start_parts: OpenTimings,
+    /// First `Reporter::open` of a process, over `--cold-starts` fresh
+    /// processes: verify every hash, load and plan both graphs of this CPU's
+    /// artefact (what a unit pays at boot), and where it went.
+    cold_start: cold_start::ColdStart,
     /// `Reporter::open` again, `--loads` times (what is built once per
     /// process, such as tract's operator registries, is not paid again).
     reopen_ms: Spread,
@@ -206,7 +215,7 @@ fn sizes(b: &Bundle) -> anyhow::Result<Sizes> {
 fn load_times(
     b: &Bundle,
     args: &Args,
-    (cold_start_ms, cold_start_parts): (f64, OpenTimings),
+    cold_start: cold_start::ColdStart,
 ) -> anyhow::Result<LoadTimes> {
     let m = b.manifest();
     let options = RunOptions::default();
@@ -222,8 +231,7 @@ fn load_times(
     };
     let int8 = m.artefacts.iter().find(|a| a.precision == Precision::Int8);
     Ok(LoadTimes {
-        cold_start_ms,
-        cold_start_parts,
+        cold_start,
         reopen_ms: spread_of(loads, || {
             Ok(Reporter::open(b.dir(), &ReporterOptions::default()).map(drop)?)
         })?,
@@ -425,19 +433,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         || args.studies == 0
         || args.rounds == 0
         || args.loads == 0
+        || args.cold_starts == 0
         || args.threads.contains(&0)
     {
-        bail!("--runs, --steps, --studies, --rounds, --loads and every --threads value must be at least 1");
+        bail!("--runs, --steps, --studies, --rounds, --loads, --cold-starts and every --threads value must be at least 1");
     }
     let dir = super::resolve_bundle(args.model.as_deref())?;
-    let t = Instant::now();
-    let reporter = Reporter::open(&dir, &ReporterOptions::default())
-        .with_context(|| format!("cannot load the model bundle {}", dir.display()))?;
-    let cold_start = (
-        t.elapsed().as_secs_f64() * 1e3,
-        reporter.open_timings().unwrap_or_default(),
-    );
-    drop(reporter);
+    if args.cold_start_once {
+        return cold_start::print_one(&dir);
+    }
+    let first_open = cold_start::this_process(&dir)?;
     let b = Bundle::open(&dir)?;
     let parity = b.parity()?;
     if let Some(top) = args.nodes {
@@ -464,7 +469,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         build_profile: super::BUILD_PROFILE,
         rounds: args.rounds,
         sizes: sizes(&b)?,
-        load: load_times(&b, &args, cold_start)?,
+        load: load_times(
+            &b,
+            &args,
+            cold_start::measure(&dir, args.cold_starts, first_open)?,
+        )?,
         latency,
     };
     if args.json {

@@ -34,17 +34,20 @@ pub(super) fn table(r: &Results, dir: &Path, args: &Args) -> String {
     );
     let l = &r.load;
     out += "figures: median (p25–p75) in ms\n";
-    let c = &l.cold_start_parts;
+    let c = &l.cold_start;
     out += &format!(
-        "cold start (first open in this process: verify hashes, load and plan this CPU's artefact): {:.1} \
-         (files and model {:.1}: encoder {:.1}, decoder {:.1}, other files {:.1} at once; rest {:.1}); \
-         open again ({} times): {}\n",
-        l.cold_start_ms,
-        c.files_and_model_ms,
-        c.parts.encoder_ms,
-        c.parts.decoder_ms,
-        c.parts.check_other_files_ms,
-        c.rest_ms,
+        "cold start ({} fresh processes: verify hashes, load and plan this CPU's artefact): {}, \
+         range {:.1}–{:.1}\n  files and model {} (encoder {}, decoder {}, other files {}, at once); rest {}\n\
+         open again in one process ({} times): {}\n",
+        c.total_ms.n,
+        c.total_ms.show(1),
+        c.total_ms.min,
+        c.total_ms.max,
+        c.files_and_model_ms.show(1),
+        c.encoder_ms.show(1),
+        c.decoder_ms.show(1),
+        c.other_files_ms.show(1),
+        c.rest_ms.show(1),
         l.reopen_ms.n,
         l.reopen_ms.show(1)
     );

@@ -135,7 +135,7 @@ struct Summary {
 }
 
 fn summarise(threads: usize, samples: &[Sample]) -> Summary {
-    let m = |f: fn(&Sample) -> f64| Spread::of(samples.iter().map(f).collect());
+    let m = |f: fn(&Sample) -> f64| Spread::over(samples, f);
     Summary {
         threads,
         studies: samples.len(),

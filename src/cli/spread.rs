@@ -41,6 +41,12 @@ impl Spread {
         }
     }
 
+    /// The spread of one figure `f` over `items` (e.g. one stage's time over
+    /// a benchmark's samples).
+    pub fn over<T>(items: &[T], f: impl Fn(&T) -> f64) -> Spread {
+        Spread::of(items.iter().map(f).collect())
+    }
+
     /// `median (p25–p75)` with `decimals` decimals.
     pub fn show(&self, decimals: usize) -> String {
         format!(

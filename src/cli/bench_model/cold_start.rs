@@ -88,7 +88,7 @@ pub(super) fn measure(dir: &Path, processes: usize, first: Sample) -> anyhow::Re
             .with_context(|| format!("unexpected cold-start output: {line}"))?;
         samples.push(sample);
     }
-    let spread = |f: fn(&Sample) -> f64| Spread::of(samples.iter().map(f).collect());
+    let spread = |f: fn(&Sample) -> f64| Spread::over(&samples, f);
     Ok(ColdStart {
         total_ms: spread(|s| s.total_ms),
         files_and_model_ms: spread(|s| s.files_and_model_ms),

@@ -81,59 +81,15 @@ pub fn build(
     options: &BuildOptions,
     out_dir: &Path,
 ) -> Result<Bundle, BundleError> {
-    let invalid = |message: String| BundleError::Invalid {
-        path: checkpoint_dir.to_owned(),
-        message,
-    };
     let exported = export::export_checkpoint(checkpoint_dir)?;
     let config = &exported.config;
-    if options.preprocess.size != config.input_size {
-        return Err(invalid(format!(
-            "preprocess size {} differs from the model input size {}",
-            options.preprocess.size, config.input_size
-        )));
-    }
-    for id in [options.bos_id, options.eos_id] {
-        if id as usize >= config.vocab_size {
-            return Err(invalid(format!(
-                "special token {id} outside the vocabulary of {}",
-                config.vocab_size
-            )));
-        }
-    }
-    let mut seen = BTreeSet::new();
-    for t in &options.thresholds {
-        if !(0.0..=1.0).contains(&t.threshold) || !seen.insert(t.observation) {
-            return Err(invalid(format!(
-                "bad or repeated threshold for {}",
-                t.observation.key()
-            )));
-        }
-    }
-
-    let table = Vocab::load(vocab).map_err(|e| BundleError::Invalid {
-        path: vocab.to_owned(),
-        message: e.to_string(),
-    })?;
-    if table.len() != config.vocab_size {
-        return Err(BundleError::Invalid {
-            path: vocab.to_owned(),
-            message: format!(
-                "{} tokens, the model has a vocabulary of {}",
-                table.len(),
-                config.vocab_size
-            ),
-        });
-    }
+    check_options(checkpoint_dir, config, options)?;
+    let table = load_vocab(vocab, config)?;
 
     std::fs::create_dir_all(out_dir).map_err(BundleError::io(out_dir))?;
     let (enc_onnx, dec_onnx) = exported.write(out_dir)?;
-    let (enc_nnef, dec_nnef) = (
-        out_dir.join("encoder.nnef.tar"),
-        out_dir.join("decoder.nnef.tar"),
-    );
-    compile(&enc_onnx, &enc_nnef)?;
-    compile(&dec_onnx, &dec_nnef)?;
+    compile(&enc_onnx, &out_dir.join("encoder.nnef.tar"))?;
+    compile(&dec_onnx, &out_dir.join("decoder.nnef.tar"))?;
     let mut artefacts = vec![Artefact {
         precision: Precision::Fp32,
         targets: vec!["x86_64".into(), "aarch64".into()],
@@ -149,69 +105,17 @@ pub fn build(
         "parity.json",
     ];
     if !options.calibration_images.is_empty() {
-        let cal = quant::calibrate(
-            &exported.encoder,
-            config.input_size,
-            &options.calibration_images,
-        )?;
-        let int8 = quant::quantize_encoder(&exported.encoder, &cal)?;
-        let q_onnx = out_dir.join(INT8_ONNX);
-        std::fs::write(&q_onnx, int8.encode_to_vec()).map_err(BundleError::io(&q_onnx))?;
-        compile(&q_onnx, &out_dir.join(INT8_NNEF))?;
-        let int8 = Artefact {
-            precision: Precision::Int8,
-            targets: options.int8_targets.clone(),
-            encoder: INT8_NNEF.into(),
-            decoder: "decoder.nnef.tar".into(),
-        };
-        // The device runs the first artefact listing its CPU: int8 first where
-        // it is some CPU's default, after fp32 (opt-in only) otherwise.
-        if options.int8_targets.is_empty() {
-            artefacts.push(int8);
-        } else {
-            artefacts.insert(0, int8);
-        }
+        add_int8(&exported, options, out_dir, &mut artefacts)?;
         names.extend([INT8_ONNX, INT8_NNEF]);
     }
     let vocab_out = out_dir.join("vocab.json");
     std::fs::copy(vocab, &vocab_out).map_err(BundleError::io(vocab))?;
+    write_parity(config, options, (&enc_onnx, &dec_onnx), out_dir)?;
 
-    // Expected outputs come from the ONNX graphs, so the NNEF artefacts are
-    // checked against the form they were compiled from.
-    let reference =
-        TractRuntime::from_files(config, &enc_onnx, &dec_onnx, &TractOptions::default())?;
-    let image = match &options.parity_image {
-        Some(image) => image.clone(),
-        None => synthetic_image(config.input_size),
-    };
-    let mut parity = Parity::generate(&reference, image, options.bos_id, options.parity_steps)
-        .map_err(|e| BundleError::Invalid {
-            path: enc_onnx.clone(),
-            message: format!("parity run failed: {e}"),
-        })?;
-    if !options.calibration_images.is_empty() {
-        parity.int8 = Some(int8_parity(
-            config,
-            &out_dir.join(INT8_ONNX),
-            &dec_onnx,
-            &parity.image,
-        )?);
-    }
-    let parity_path = out_dir.join("parity.json");
-    parity.write(&parity_path)?;
-
-    let mut files = BTreeMap::new();
-    for name in names {
-        let path = out_dir.join(name);
-        let bytes = std::fs::read(&path).map_err(BundleError::io(&path))?;
-        files.insert(
-            name.to_string(),
-            FileEntry {
-                sha256: sha256_hex(&bytes),
-                bytes: bytes.len() as u64,
-            },
-        );
-    }
+    let files = names
+        .into_iter()
+        .map(|name| Ok((name.to_string(), file_entry(out_dir, name)?)))
+        .collect::<Result<BTreeMap<_, _>, BundleError>>()?;
     let manifest = Manifest {
         schema_version: SCHEMA_VERSION,
         model_id: options.model_id.clone(),
@@ -241,15 +145,138 @@ pub fn build(
     Bundle::open(out_dir)
 }
 
+/// The options against the exported model: preprocessing size, special
+/// tokens inside the vocabulary, thresholds in [0, 1] and one per observation.
+fn check_options(
+    checkpoint_dir: &Path,
+    config: &ModelConfig,
+    options: &BuildOptions,
+) -> Result<(), BundleError> {
+    let invalid = |message: String| BundleError::Invalid {
+        path: checkpoint_dir.to_owned(),
+        message,
+    };
+    if options.preprocess.size != config.input_size {
+        return Err(invalid(format!(
+            "preprocess size {} differs from the model input size {}",
+            options.preprocess.size, config.input_size
+        )));
+    }
+    for id in [options.bos_id, options.eos_id] {
+        if id as usize >= config.vocab_size {
+            return Err(invalid(format!(
+                "special token {id} outside the vocabulary of {}",
+                config.vocab_size
+            )));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for t in &options.thresholds {
+        if !(0.0..=1.0).contains(&t.threshold) || !seen.insert(t.observation) {
+            return Err(invalid(format!(
+                "bad or repeated threshold for {}",
+                t.observation.key()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The tokenizer file, which must hold exactly the model's vocabulary.
+fn load_vocab(vocab: &Path, config: &ModelConfig) -> Result<Vocab, BundleError> {
+    let invalid = |message: String| BundleError::Invalid {
+        path: vocab.to_owned(),
+        message,
+    };
+    let table = Vocab::load(vocab).map_err(|e| invalid(e.to_string()))?;
+    if table.len() != config.vocab_size {
+        return Err(invalid(format!(
+            "{} tokens, the model has a vocabulary of {}",
+            table.len(),
+            config.vocab_size
+        )));
+    }
+    Ok(table)
+}
+
+/// Calibrate and quantize the encoder, write its ONNX and NNEF, and list the
+/// int8 artefact: first where it is some CPU's default, after fp32 (opt-in
+/// only) otherwise, since the device runs the first artefact listing its CPU.
+fn add_int8(
+    exported: &export::Exported,
+    options: &BuildOptions,
+    out_dir: &Path,
+    artefacts: &mut Vec<Artefact>,
+) -> Result<(), BundleError> {
+    let cal = quant::calibrate(
+        &exported.encoder,
+        exported.config.input_size,
+        &options.calibration_images,
+    )?;
+    let int8 = quant::quantize_encoder(&exported.encoder, &cal)?;
+    let q_onnx = out_dir.join(INT8_ONNX);
+    std::fs::write(&q_onnx, int8.encode_to_vec()).map_err(BundleError::io(&q_onnx))?;
+    compile(&q_onnx, &out_dir.join(INT8_NNEF))?;
+    let int8 = Artefact {
+        precision: Precision::Int8,
+        targets: options.int8_targets.clone(),
+        encoder: INT8_NNEF.into(),
+        decoder: "decoder.nnef.tar".into(),
+    };
+    if options.int8_targets.is_empty() {
+        artefacts.push(int8);
+    } else {
+        artefacts.insert(0, int8);
+    }
+    Ok(())
+}
+
+/// Write `parity.json`: the expected outputs come from the ONNX graphs, so
+/// the NNEF artefacts are checked against the form they were compiled from
+/// (and the int8 encoder's, where the bundle has one, from its ONNX).
+fn write_parity(
+    config: &ModelConfig,
+    options: &BuildOptions,
+    (enc_onnx, dec_onnx): (&Path, &Path),
+    out_dir: &Path,
+) -> Result<(), BundleError> {
+    let reference = TractRuntime::from_files(config, enc_onnx, dec_onnx, &TractOptions::default())?;
+    let image = match &options.parity_image {
+        Some(image) => image.clone(),
+        None => synthetic_image(config.input_size),
+    };
+    let mut parity = Parity::generate(&reference, image, options.bos_id, options.parity_steps)
+        .map_err(|e| BundleError::Invalid {
+            path: enc_onnx.to_owned(),
+            message: format!("parity run failed: {e}"),
+        })?;
+    if !options.calibration_images.is_empty() {
+        parity.int8 = Some(int8_parity(
+            config,
+            &out_dir.join(INT8_ONNX),
+            dec_onnx,
+            &parity.image,
+        )?);
+    }
+    parity.write(&out_dir.join("parity.json"))
+}
+
+/// The manifest entry (size and sha256) of the file `name` in `dir`.
+fn file_entry(dir: &Path, name: &str) -> Result<FileEntry, BundleError> {
+    let path = dir.join(name);
+    let bytes = std::fs::read(&path).map_err(BundleError::io(&path))?;
+    Ok(FileEntry {
+        sha256: sha256_hex(&bytes),
+        bytes: bytes.len() as u64,
+    })
+}
+
 pub(super) fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), BundleError> {
     let path = dir.join(MANIFEST);
     let text = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
     std::fs::write(&path, text).map_err(BundleError::io(&path))
 }
 
-/// Recompile a bundle's NNEF artefacts from its ONNX graphs with this build's
-/// tract (NNEF is tied to the tract version), then rewrite the hashes and the
-/// tract version in the manifest. The bundle must verify before and after.
 /// The int8 encoder at `q_onnx` (with the fp32 decoder at `dec_onnx`) run on the
 /// parity image: the values `parity.json` holds for it.
 pub(super) fn int8_parity(
@@ -268,6 +295,9 @@ pub(super) fn int8_parity(
         .into())
 }
 
+/// Recompile a bundle's NNEF artefacts from its ONNX graphs with this build's
+/// tract (NNEF is tied to the tract version), then rewrite the hashes and the
+/// tract version in the manifest. The bundle must verify before and after.
 pub fn recompile(dir: &Path) -> Result<Bundle, BundleError> {
     let bundle = Bundle::open(dir)?;
     let mut manifest = bundle.manifest().clone();
@@ -296,12 +326,7 @@ pub fn recompile(dir: &Path) -> Result<Bundle, BundleError> {
         .files
         .retain(|name, _| keep.contains(name) || name == INT8_ONNX);
     for (name, entry) in manifest.files.iter_mut() {
-        let path = dir.join(name);
-        let bytes = std::fs::read(&path).map_err(BundleError::io(&path))?;
-        *entry = FileEntry {
-            sha256: sha256_hex(&bytes),
-            bytes: bytes.len() as u64,
-        };
+        *entry = file_entry(dir, name)?;
     }
     manifest.tract_version = TRACT_VERSION.into();
     write_manifest(dir, &manifest)?;

@@ -274,47 +274,12 @@ impl Reporter {
                 decode::MAX_LEN
             )));
         }
-        let strategy = match options.beam {
-            0 => {
-                return Err(ReporterError::Options(
-                    "beam width must be at least 1".into(),
-                ))
-            }
-            1 => Strategy::Greedy,
-            w if w <= decode::MAX_BEAM => Strategy::Beam { width: w },
-            w => {
-                return Err(ReporterError::Options(format!(
-                    "beam width {w} is above the supported {}",
-                    decode::MAX_BEAM
-                )))
-            }
-        };
-        let decode = DecodeOptions {
-            no_repeat_ngram: options.no_repeat_ngram,
-            // Padding and unknown words carry no meaning in a report.
-            suppress: vec![Vocab::PAD, Vocab::UNK],
-            ..DecodeOptions::new(
-                manifest.vocab.bos_id,
-                manifest.vocab.eos_id,
-                manifest.max_len,
-            )
-        }
-        .with_strategy(strategy);
-        let mut thresholds = [DEFAULT_THRESHOLD; Observation::COUNT];
-        let mut definite = [None; Observation::COUNT];
-        let mut calibration: [Option<Calibration>; Observation::COUNT] = Default::default();
-        for t in &manifest.observations {
-            thresholds[t.observation.index()] = t.threshold;
-            definite[t.observation.index()] = t.definite;
-            calibration[t.observation.index()] = t.calibration.clone();
-        }
-        for (&o, &shown) in &options.thresholds {
-            thresholds[o.index()] = match &calibration[o.index()] {
-                // The smallest score whose probability reaches the threshold.
-                Some(c) => c.inverse(shown).unwrap_or(f32::INFINITY),
-                None => shown,
-            };
-        }
+        let decode = decode_options(manifest, options)?;
+        let FindingRules {
+            thresholds,
+            definite,
+            calibration,
+        } = finding_rules(manifest, options);
         Ok(Reporter {
             runtime,
             open_timings: None,
@@ -539,4 +504,71 @@ pub fn now_rfc3339() -> String {
         .unwrap_or(now);
     now.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}
+
+/// Greedy or beam decoding as `options` asks, within the manifest's tokens
+/// and maximum length.
+fn decode_options(
+    manifest: &Manifest,
+    options: &ReporterOptions,
+) -> Result<DecodeOptions, ReporterError> {
+    let strategy = match options.beam {
+        0 => {
+            return Err(ReporterError::Options(
+                "beam width must be at least 1".into(),
+            ))
+        }
+        1 => Strategy::Greedy,
+        w if w <= decode::MAX_BEAM => Strategy::Beam { width: w },
+        w => {
+            return Err(ReporterError::Options(format!(
+                "beam width {w} is above the supported {}",
+                decode::MAX_BEAM
+            )))
+        }
+    };
+    Ok(DecodeOptions {
+        no_repeat_ngram: options.no_repeat_ngram,
+        // Padding and unknown words carry no meaning in a report.
+        suppress: vec![Vocab::PAD, Vocab::UNK],
+        ..DecodeOptions::new(
+            manifest.vocab.bos_id,
+            manifest.vocab.eos_id,
+            manifest.max_len,
+        )
+    }
+    .with_strategy(strategy))
+}
+
+/// Per finding: the raw-score threshold (the manifest's, or the one
+/// `options` sets on the shown probability, mapped back through the
+/// calibration), the score from which it is stated without hedging, and the
+/// calibration.
+struct FindingRules {
+    thresholds: [f32; Observation::COUNT],
+    definite: [Option<f32>; Observation::COUNT],
+    calibration: [Option<Calibration>; Observation::COUNT],
+}
+
+fn finding_rules(manifest: &Manifest, options: &ReporterOptions) -> FindingRules {
+    let mut thresholds = [DEFAULT_THRESHOLD; Observation::COUNT];
+    let mut definite = [None; Observation::COUNT];
+    let mut calibration: [Option<Calibration>; Observation::COUNT] = Default::default();
+    for t in &manifest.observations {
+        thresholds[t.observation.index()] = t.threshold;
+        definite[t.observation.index()] = t.definite;
+        calibration[t.observation.index()] = t.calibration.clone();
+    }
+    for (&o, &shown) in &options.thresholds {
+        thresholds[o.index()] = match &calibration[o.index()] {
+            // The smallest score whose probability reaches the threshold.
+            Some(c) => c.inverse(shown).unwrap_or(f32::INFINITY),
+            None => shown,
+        };
+    }
+    FindingRules {
+        thresholds,
+        definite,
+        calibration,
+    }
 }

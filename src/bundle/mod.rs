@@ -359,7 +359,6 @@ impl Bundle {
     /// A human-readable summary for `cxr-edge info`.
     pub fn describe(&self) -> String {
         let m = &self.manifest;
-        let c = &m.model;
         let mut s = String::new();
         let _ = writeln!(s, "bundle      {}", self.dir.display());
         let _ = writeln!(
@@ -368,28 +367,7 @@ impl Bundle {
             m.model_id, m.schema_version, m.created_by
         );
         let _ = writeln!(s, "tract       {}", m.tract_version);
-        let layers = match c.encoder {
-            crate::model_config::EncoderKind::Plain => format!("channels {:?}", c.channels),
-            crate::model_config::EncoderKind::MobileNetV2 { blocks } => {
-                format!(
-                    "MobileNetV2 1.0, {blocks} blocks, {} channels",
-                    c.grid_channels()
-                )
-            }
-        };
-        let _ = writeln!(
-            s,
-            "encoder     {}² input, {layers}, grid {}×{}, ~{:.0} MMAC",
-            c.input_size,
-            c.grid_side(),
-            c.grid_side(),
-            c.encoder_macs() as f64 / 1e6
-        );
-        let _ = writeln!(
-            s,
-            "decoder     {:?}, embed {}, hidden {}, attention {}, vocabulary {}",
-            c.decoder, c.embed_dim, c.hidden, c.attn_dim, c.vocab_size
-        );
+        describe_model(&mut s, &m.model);
         let _ = writeln!(
             s,
             "text        BOS {}, EOS {}, max length {}, vocab sha256 {}",
@@ -399,47 +377,83 @@ impl Bundle {
             &m.vocab.sha256[..m.vocab.sha256.len().min(16)]
         );
         let _ = writeln!(s, "preprocess  {:?}", m.preprocess);
-        for a in &m.artefacts {
-            let size: u64 = [&a.encoder, &a.decoder]
-                .iter()
-                .filter_map(|f| m.files.get(f.as_str()))
-                .map(|f| f.bytes)
-                .sum();
-            let _ = writeln!(
-                s,
-                "artefact    {} for {} ({}, {}; {:.2} MB)",
-                a.precision,
-                if a.targets.is_empty() {
-                    "no CPU by default (--precision)".to_string()
-                } else {
-                    a.targets.join(", ")
-                },
-                a.encoder,
-                a.decoder,
-                size as f64 / 1e6
-            );
-        }
-        let _ = writeln!(s, "thresholds");
-        for o in &m.observations {
-            let calibration = match &o.calibration {
-                Some(crate::calibration::Calibration::Platt { a, b }) => {
-                    format!("  calibrated (Platt a {a:.3}, b {b:.3})")
-                }
-                Some(crate::calibration::Calibration::Isotonic { x, .. }) => {
-                    format!("  calibrated (isotonic, {} points)", x.len())
-                }
-                None => String::new(),
-            };
-            let _ = writeln!(
-                s,
-                "  {:<18} {:.3}{calibration}",
-                o.observation.key(),
-                o.threshold
-            );
-        }
+        describe_artefacts(&mut s, m);
+        describe_thresholds(&mut s, &m.observations);
         let _ = writeln!(s, "provenance  {}", m.provenance);
         let _ = writeln!(s, "metrics     {}", m.metrics);
         let _ = write!(s, "files       {} verified", m.files.len());
         s
+    }
+}
+
+/// `describe`'s encoder and decoder lines.
+fn describe_model(s: &mut String, c: &crate::model_config::ModelConfig) {
+    let layers = match c.encoder {
+        crate::model_config::EncoderKind::Plain => format!("channels {:?}", c.channels),
+        crate::model_config::EncoderKind::MobileNetV2 { blocks } => {
+            format!(
+                "MobileNetV2 1.0, {blocks} blocks, {} channels",
+                c.grid_channels()
+            )
+        }
+    };
+    let _ = writeln!(
+        s,
+        "encoder     {}² input, {layers}, grid {}×{}, ~{:.0} MMAC",
+        c.input_size,
+        c.grid_side(),
+        c.grid_side(),
+        c.encoder_macs() as f64 / 1e6
+    );
+    let _ = writeln!(
+        s,
+        "decoder     {:?}, embed {}, hidden {}, attention {}, vocabulary {}",
+        c.decoder, c.embed_dim, c.hidden, c.attn_dim, c.vocab_size
+    );
+}
+
+/// `describe`'s line per artefact: precision, CPUs, files and size.
+fn describe_artefacts(s: &mut String, m: &Manifest) {
+    for a in &m.artefacts {
+        let size: u64 = [&a.encoder, &a.decoder]
+            .iter()
+            .filter_map(|f| m.files.get(f.as_str()))
+            .map(|f| f.bytes)
+            .sum();
+        let _ = writeln!(
+            s,
+            "artefact    {} for {} ({}, {}; {:.2} MB)",
+            a.precision,
+            if a.targets.is_empty() {
+                "no CPU by default (--precision)".to_string()
+            } else {
+                a.targets.join(", ")
+            },
+            a.encoder,
+            a.decoder,
+            size as f64 / 1e6
+        );
+    }
+}
+
+/// `describe`'s thresholds, with each finding's calibration.
+fn describe_thresholds(s: &mut String, observations: &[ObservationThreshold]) {
+    let _ = writeln!(s, "thresholds");
+    for o in observations {
+        let calibration = match &o.calibration {
+            Some(crate::calibration::Calibration::Platt { a, b }) => {
+                format!("  calibrated (Platt a {a:.3}, b {b:.3})")
+            }
+            Some(crate::calibration::Calibration::Isotonic { x, .. }) => {
+                format!("  calibrated (isotonic, {} points)", x.len())
+            }
+            None => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "  {:<18} {:.3}{calibration}",
+            o.observation.key(),
+            o.threshold
+        );
     }
 }

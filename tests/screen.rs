@@ -975,3 +975,33 @@ fn buttons_need_the_hardware_build_and_are_optional() {
         assert!(err.to_string().contains("hardware"), "{err}");
     }
 }
+
+/// A redraw replaces the screen file in one rename: a reader that opened the
+/// old screen still reads it whole (an in-place rewrite would truncate it
+/// under the reader), the new file is a complete PNG readable by others, and
+/// no temporary file is left beside it.
+#[test]
+fn a_redraw_replaces_the_png_whole() {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("screen.png");
+    screen::render_png(&Screen::idle(Status::default()), &path).unwrap();
+    let old = std::fs::read(&path).unwrap();
+    let mut reader = std::fs::File::open(&path).unwrap();
+    let refused = Screen::error("a film that is not a chest radiograph", Status::default());
+    screen::render_png(&refused, &path).unwrap();
+    let mut seen = Vec::new();
+    reader.read_to_end(&mut seen).unwrap();
+    assert_eq!(seen, old, "the open screen changed under its reader");
+    let new = image::open(&path).unwrap().to_rgb8();
+    assert_ne!(std::fs::read(&path).unwrap(), old);
+    assert_eq!((new.width(), new.height()), (screen::WIDTH, screen::HEIGHT));
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["screen.png"]);
+}

@@ -1,6 +1,8 @@
 //! An in-memory draw target: the PNG sink renders into it, the SPI panel sink
 //! renders into it first and sends the frame in one burst, and the tests compare it.
 
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 use embedded_graphics::pixelcolor::{BinaryColor, Rgb888};
@@ -63,13 +65,32 @@ impl<C: PixelColor + Into<Rgb888>> Canvas<C> {
     }
 
     /// Writes the canvas as a PNG file.
+    /// Write the canvas as a PNG at `path`, replacing it in one rename: a
+    /// viewer reading the screen while it is redrawn, or after the unit was
+    /// stopped in the middle of a redraw, sees the old screen or the new one,
+    /// never a truncated file. (No fsync: the screen is not kept.)
     pub fn save_png(&self, path: &Path) -> Result<(), ScreenError> {
+        let err = |source| ScreenError::WritePng {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut png = Vec::new();
         self.to_rgb_image()
-            .save_with_format(path, image::ImageFormat::Png)
-            .map_err(|source| ScreenError::WritePng {
-                path: path.to_path_buf(),
-                source,
-            })
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .map_err(err)?;
+        let io = |e: std::io::Error| err(image::ImageError::IoError(e));
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".screen-")
+            .permissions(std::fs::Permissions::from_mode(0o644))
+            .tempfile_in(dir)
+            .map_err(io)?;
+        tmp.write_all(&png).map_err(io)?;
+        tmp.persist(path).map_err(|e| io(e.error))?;
+        Ok(())
     }
 }
 

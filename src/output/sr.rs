@@ -79,8 +79,19 @@ pub fn build(
     o.put_str(tags::TIMEZONE_OFFSET_FROM_UTC, VR::SH, "+0000");
 
     put_patient_study(&mut o, report, source);
+    put_series_and_equipment(&mut o, report, study_uid);
+    put_document_general(&mut o, report, date, time);
 
-    // SR Document Series and General Equipment.
+    // SR Document Content: the root container.
+    o.put_str(tags::VALUE_TYPE, VR::CS, "CONTAINER");
+    o.put(concept(CODING_SCHEME, "CXR-REPORT", "Chest X-ray report"));
+    o.put_str(tags::CONTINUITY_OF_CONTENT, VR::CS, "SEPARATE");
+    o.put(sequence(tags::CONTENT_SEQUENCE, content_items(report)));
+    Ok(o)
+}
+
+/// SR Document Series and General Equipment.
+fn put_series_and_equipment(o: &mut InMemDicomObject, report: &Report, study_uid: &str) {
     o.put_str(tags::MODALITY, VR::CS, "SR");
     o.put_str(
         tags::SERIES_INSTANCE_UID,
@@ -107,8 +118,11 @@ pub fn build(
         VR::LO,
         concat!("cxr-edge ", env!("CARGO_PKG_VERSION")),
     );
+}
 
-    // SR Document General.
+/// SR Document General (unverified, complete, its evidence), and the
+/// declaration of the private coding scheme the concept names use.
+fn put_document_general(o: &mut InMemDicomObject, report: &Report, date: String, time: String) {
     o.put_str(tags::INSTANCE_NUMBER, VR::IS, "1");
     o.put_str(tags::COMPLETION_FLAG, VR::CS, "COMPLETE");
     o.put_str(tags::VERIFICATION_FLAG, VR::CS, "UNVERIFIED");
@@ -119,8 +133,6 @@ pub fn build(
         tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE,
         vec![evidence(report)],
     ));
-
-    // Declares the private coding scheme used by the concept names below.
     o.put(sequence(
         tags::CODING_SCHEME_IDENTIFICATION_SEQUENCE,
         vec![InMemDicomObject::from_element_iter([
@@ -141,11 +153,11 @@ pub fn build(
             ),
         ])],
     ));
+}
 
-    // SR Document Content: the root container.
-    o.put_str(tags::VALUE_TYPE, VR::CS, "CONTAINER");
-    o.put(concept(CODING_SCHEME, "CXR-REPORT", "Chest X-ray report"));
-    o.put_str(tags::CONTINUITY_OF_CONTENT, VR::CS, "SEPARATE");
+/// The root container's items: the impression, one per finding, and the
+/// comment that says what produced it and how far to trust it.
+fn content_items(report: &Report) -> Vec<InMemDicomObject> {
     let mut items = vec![text_item(
         ("121073", "DCM", "Impression"),
         &report.impression,
@@ -171,8 +183,7 @@ pub fn build(
             }
         ),
     ));
-    o.put(sequence(tags::CONTENT_SEQUENCE, items));
-    Ok(o)
+    items
 }
 
 /// The SR as a DICOM Part 10 file (preamble, file meta, explicit VR little endian).

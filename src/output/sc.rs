@@ -74,6 +74,12 @@ pub fn to_bytes(
     o.put_str(tags::CONVERSION_TYPE, VR::CS, "WSD");
     o.put_str(tags::MANUFACTURER, VR::LO, "cxr-edge");
     o.put_str(tags::BURNED_IN_ANNOTATION, VR::CS, "YES");
+    put_rgb_pixels(&mut o, (rows, cols), screen);
+    super::sr::part10(o, err)
+}
+
+/// The Image Pixel module of an 8-bit RGB `screen` of `rows × cols`.
+fn put_rgb_pixels(o: &mut InMemDicomObject, (rows, cols): (u16, u16), screen: &image::RgbImage) {
     o.put(DataElement::new(
         tags::SAMPLES_PER_PIXEL,
         VR::US,
@@ -113,5 +119,4 @@ pub fn to_bytes(
         VR::OB,
         PrimitiveValue::from(screen.as_raw().clone()),
     ));
-    super::sr::part10(o, err)
 }

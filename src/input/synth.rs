@@ -88,6 +88,31 @@ impl SynthCr {
     /// The DICOM Part 10 file.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut obj = InMemDicomObject::new_empty();
+        self.put_identity(&mut obj);
+        self.put_image(&mut obj);
+        self.put_view_code(&mut obj);
+        let meta = FileMetaTableBuilder::new()
+            .media_storage_sop_class_uid(self.sop_class_uid.as_str())
+            .media_storage_sop_instance_uid(self.sop_instance_uid.as_str())
+            .transfer_syntax(self.transfer_syntax)
+            .build()
+            .expect("all required meta attributes are set");
+        let mut out = Vec::new();
+        obj.with_exact_meta(meta)
+            .write_all(&mut out)
+            .expect("writing DICOM to memory cannot fail");
+        debug_assert!(text(
+            &dicom_object::OpenFileOptions::new()
+                .from_reader(&out[128..])
+                .expect("round trip"),
+            tags::SOP_INSTANCE_UID
+        )
+        .is_some());
+        out
+    }
+
+    /// Patient, study, series and instance attributes, as a CR unit writes them.
+    fn put_identity(&self, obj: &mut InMemDicomObject) {
         let mut put = |tag, vr, value: PrimitiveValue| {
             obj.put(DataElement::new(tag, vr, value));
         };
@@ -133,6 +158,14 @@ impl SynthCr {
         put(tags::STUDY_ID, VR::SH, "1".into());
         put(tags::SERIES_NUMBER, VR::IS, "1".into());
         put(tags::INSTANCE_NUMBER, VR::IS, "1".into());
+    }
+
+    /// The Image Pixel module, the window and the rescale, and the pixels
+    /// themselves where there are any.
+    fn put_image(&self, obj: &mut InMemDicomObject) {
+        let mut put = |tag, vr, value: PrimitiveValue| {
+            obj.put(DataElement::new(tag, vr, value));
+        };
         put(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16));
         let photometric = if self.monochrome1 {
             "MONOCHROME1"
@@ -181,6 +214,10 @@ impl SynthCr {
                 PrimitiveValue::U16(p.as_slice().into()),
             );
         }
+    }
+
+    /// The View Code Sequence, where the instance has one.
+    fn put_view_code(&self, obj: &mut InMemDicomObject) {
         if let Some((value, meaning)) = &self.view_code {
             let item = InMemDicomObject::from_element_iter([
                 DataElement::new(
@@ -205,24 +242,6 @@ impl SynthCr {
                 dicom_core::value::DataSetSequence::from(vec![item]),
             ));
         }
-        let meta = FileMetaTableBuilder::new()
-            .media_storage_sop_class_uid(self.sop_class_uid.as_str())
-            .media_storage_sop_instance_uid(self.sop_instance_uid.as_str())
-            .transfer_syntax(self.transfer_syntax)
-            .build()
-            .expect("all required meta attributes are set");
-        let mut out = Vec::new();
-        obj.with_exact_meta(meta)
-            .write_all(&mut out)
-            .expect("writing DICOM to memory cannot fail");
-        debug_assert!(text(
-            &dicom_object::OpenFileOptions::new()
-                .from_reader(&out[128..])
-                .expect("round trip"),
-            tags::SOP_INSTANCE_UID
-        )
-        .is_some());
-        out
     }
 }
 

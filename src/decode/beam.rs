@@ -260,7 +260,11 @@ impl Beam {
     /// free `done` slot, which it returns.
     fn finish(&mut self, from: usize, len: usize) -> usize {
         let slot = self.finished.len();
-        finish(&mut self.done, slot, &self.cur, from, len);
+        let row = self.done.row;
+        if row > 0 {
+            let base = slot * self.done.rows * row;
+            self.done.history[base..base + len * row].copy_from_slice(self.cur.history(from, len));
+        }
         slot
     }
 
@@ -306,16 +310,6 @@ impl Beam {
             steps: self.steps,
         }
     }
-}
-
-/// Copy the attention history of live slot `from` (`len` rows) into `done`'s `slot`.
-fn finish(done: &mut Slots, slot: usize, cur: &Slots, from: usize, len: usize) {
-    let row = done.row;
-    if row == 0 {
-        return;
-    }
-    let base = slot * done.rows * row;
-    done.history[base..base + len * row].copy_from_slice(cur.history(from, len));
 }
 
 /// The `k` largest finite logits with their ids, best first (lowest id on ties).

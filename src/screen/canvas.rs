@@ -64,7 +64,6 @@ impl<C: PixelColor + Into<Rgb888>> Canvas<C> {
         })
     }
 
-    /// Writes the canvas as a PNG file.
     /// Write the canvas as a PNG at `path`, replacing it in one rename: a
     /// viewer reading the screen while it is redrawn, or after the unit was
     /// stopped in the middle of a redraw, sees the old screen or the new one,
@@ -79,14 +78,10 @@ impl<C: PixelColor + Into<Rgb888>> Canvas<C> {
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
             .map_err(err)?;
         let io = |e: std::io::Error| err(image::ImageError::IoError(e));
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
         let mut tmp = tempfile::Builder::new()
             .prefix(".screen-")
             .permissions(std::fs::Permissions::from_mode(0o644))
-            .tempfile_in(dir)
+            .tempfile_in(crate::store::fsutil::parent_of(path))
             .map_err(io)?;
         tmp.write_all(&png).map_err(io)?;
         tmp.persist(path).map_err(|e| io(e.error))?;
